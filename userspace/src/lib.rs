@@ -1,0 +1,39 @@
+//! VexFS userspace crate.
+//!
+//! * Always compiled, core-only (no std, no alloc): [`abi`] (the `#[repr(C)]`
+//!   mirror of `kernel/include/uapi/vexfs.h` and its ioctl numbers),
+//!   [`fixed`] (Q16.16 helpers) and [`vector`] (distance/score maths and
+//!   top-k selection with the header's ordering).
+//! * `userspace` feature (default): std, [`client`] (ioctl wrappers),
+//!   [`cli`] (the `vexctl` command line) and [`abi_dump`].
+//! * `kernel` feature: without `userspace` the crate is `#![no_std]`.
+//! * `fast-search`: alternative, bit-identical search implementation.
+//! * `serde`: derives on result types and `vexctl --json` (needs `userspace`).
+#![cfg_attr(not(any(feature = "userspace", test)), no_std)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+#[cfg(all(feature = "serde", not(feature = "userspace")))]
+compile_error!(
+    "feature `serde` requires feature `userspace` (serde/serde_json need std; the no_std \
+     kernel core has no JSON output): build with --features serde (defaults on) or \
+     --no-default-features --features userspace,serde"
+);
+
+#[cfg(not(any(feature = "userspace", feature = "kernel")))]
+compile_error!(
+    "enable at least one of the features `userspace` (default, std) or `kernel` (no_std core): \
+     build with default features or --no-default-features --features kernel"
+);
+
+pub mod abi;
+pub mod fixed;
+pub mod vector;
+
+#[cfg(feature = "userspace")]
+pub mod abi_dump;
+#[cfg(feature = "userspace")]
+pub mod cli;
+#[cfg(feature = "userspace")]
+pub mod client;
+#[cfg(feature = "userspace")]
+pub mod errno;
