@@ -1,0 +1,320 @@
+"""Command-line interface: argument parsing and dispatch only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, InputError, PipelineError
+from pipeline.paths import cache_dir, find_matrix
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("filters (repeatable; needs are added automatically)")
+    group.add_argument("--kernel", action="append", default=[], metavar="VERSION",
+                       help="kernel version; 6.1 matches 6.1 and 6.1.x, never 6.12")
+    group.add_argument("--features", action="append", default=[], metavar="NAME",
+                       help="cargo feature set name")
+    group.add_argument("--job", action="append", default=[], metavar="GLOB",
+                       help="job id or name glob, e.g. 'kmod-build/*'")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `pipeline` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="pipeline",
+        description="Build and test a kernel module and its Rust crate over a matrix of "
+                    "kernels and feature sets, in Docker and QEMU.")
+    parser.add_argument("--matrix", metavar="PATH",
+                        help="matrix file (default: matrix.yml here or in the nearest parent)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    sub.add_parser("validate", help="check matrix.yml and print warnings")
+    p = sub.add_parser("list", help="list the expanded jobs")
+    _add_filters(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_parser("schema", help="print the JSON Schema of matrix.yml")
+
+    p = sub.add_parser("lock", help="resolve kernels to exact Debian ABIs into matrix.lock")
+    p.add_argument("--update", action="store_true", help="re-resolve every kernel")
+
+    p = sub.add_parser("run", help="run the matrix (or a filtered part) locally")
+    _add_filters(p)
+    p.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+                   help="jobs at once (default: number of CPUs)")
+    p.add_argument("--fail-fast", action="store_true", help="cancel the rest at the first failure")
+    p.add_argument("--reports", metavar="DIR", help="reports directory (default: ./reports "
+                   "next to matrix.yml)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("-v", "--verbose", action="store_true", help="stream job output")
+
+    p = sub.add_parser("images", help="build or list toolchain images")
+    p.add_argument("action", choices=["build", "list"])
+    _add_filters(p)
+
+    p = sub.add_parser("convert", help="convert test output to JUnit XML")
+    p.add_argument("format", choices=["ktap", "libtest"])
+    p.add_argument("log", help="log file ('-' for stdin)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write JUnit here (default: stdout)")
+    p.add_argument("--name", default=None, help="test suite name")
+    return parser
+
+
+def _filters(args: argparse.Namespace) -> Any:
+    from pipeline.plan import Filters
+
+    return Filters(kernels=tuple(args.kernel), features=tuple(args.features),
+                   jobs=tuple(args.job))
+
+
+def _load(args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    from pipeline.expand import expand
+    from pipeline.matrix import load_matrix
+
+    matrix = load_matrix(find_matrix(explicit=args.matrix))
+    jobs = expand(matrix)
+    for warning in matrix.warnings:
+        print(f"pipeline: {warning}", file=sys.stderr)
+    return matrix, jobs
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    matrix, jobs = _load(args)
+    print(f"{matrix.path}: ok ({len(jobs)} jobs, {len(matrix.kernels)} kernels, "
+          f"{len(matrix.features)} feature sets)")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from pipeline.plan import select
+
+    matrix, jobs = _load(args)
+    selection = select(matrix, jobs, _filters(args))
+    rows = [{"id": j.id, "name": j.name, "axes": j.axes(), "image": j.spec.image,
+             "needs": list(j.needs), "inputs": list(j.spec.inputs), "timeout": j.timeout,
+             "selected": j.id in selection.chosen} for j in selection.jobs]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    width = max(len(r["id"]) for r in rows)
+    for row in rows:
+        needs = f"  needs: {', '.join(row['needs'])}" if row["needs"] else ""
+        extra = "" if row["selected"] else "  (needed)"
+        print(f"{row['id']:<{width}}  image: {row['image']}{needs}{extra}")
+    return EXIT_OK
+
+
+def cmd_schema(_args: argparse.Namespace) -> int:
+    from pipeline.schema import MATRIX_SCHEMA
+
+    print(json.dumps(MATRIX_SCHEMA, indent=2))
+    return EXIT_OK
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from pipeline.lock import LOCK_NAME, read_lock, resolve_all, write_lock
+
+    matrix, _ = _load(args)
+    path = matrix.root / LOCK_NAME
+    existing = read_lock(path)
+    resolved = resolve_all(matrix.kernels.values(), existing, args.update,
+                           log=lambda m: print(f"pipeline: {m}", file=sys.stderr))
+    write_lock(path, resolved)
+    for version, kernel in resolved.items():
+        print(f"{version:<8} {kernel.abi:<28} {kernel.headers.package}={kernel.headers.version}")
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _image_base(matrix: Any) -> Any:
+    from pipeline.images import ImageBase
+
+    mode = os.environ.get("KMATRIX_IMAGE_BASE", matrix.image_base)
+    if mode not in ("mmdebstrap", "registry"):
+        raise InputError(f"KMATRIX_IMAGE_BASE={mode!r} is not a known image base",
+                         hint="use mmdebstrap or registry")
+    return ImageBase(mode=mode, registry_image=matrix.registry_image)
+
+
+def _locked_kernels(matrix: Any, jobs: list[Any]) -> dict[str, Any]:
+    from pipeline.lock import LOCK_NAME, check_lock, read_lock
+
+    wanted = {j.kernel for j in jobs if j.kernel}
+    sources = [matrix.kernels[k] for k in matrix.kernels if k in wanted]
+    return check_lock(sources, read_lock(matrix.root / LOCK_NAME), matrix.root / LOCK_NAME)
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    from pipeline.executor import docker_client
+    from pipeline.images import ImageBuilder, ImageCatalog
+    from pipeline.plan import select
+
+    matrix, jobs = _load(args)
+    selection = select(matrix, jobs, _filters(args))
+    kernels = _locked_kernels(matrix, selection.jobs)
+    catalog = ImageCatalog(matrix.root / "images")
+    builder = ImageBuilder(docker_client() if args.action == "build" else None, catalog,
+                           _image_base(matrix), log=lambda m: print(f"pipeline: {m}",
+                                                                    file=sys.stderr))
+    seen = set()
+    for job in selection.jobs:
+        kernel = kernels.get(job.kernel) if catalog.per_kernel(job.spec.image) else None
+        key = (job.spec.image, kernel.version if kernel else None)
+        if key in seen:
+            continue
+        seen.add(key)
+        if args.action == "list":
+            _, _, tag = builder.plan(job.spec.image, kernel)
+            print(tag)
+        else:
+            ref = builder.ensure(job.spec.image, kernel)
+            print(f"{ref.tag}  {'built' if ref.built else 'present'} ({ref.seconds:.1f} s)")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from pipeline.executor import ContainerRunner, docker_client
+    from pipeline.images import ImageBuilder, ImageCatalog
+    from pipeline.plan import select
+    from pipeline.report import (
+        create_run_dir,
+        new_run_id,
+        point_latest,
+        render_summary,
+        write_summary,
+    )
+    from pipeline.runner import RunContext, run_job
+    from pipeline.scheduler import Scheduler, default_parallelism
+
+    matrix, jobs = _load(args)
+    selection = select(matrix, jobs, _filters(args))
+    kernels = _locked_kernels(matrix, selection.jobs)
+    catalog = ImageCatalog(matrix.root / "images")
+    client = docker_client()
+    console = Console(stderr=args.json)
+    say = (lambda m: console.print(m, highlight=False, markup=False))
+    reports = Path(args.reports) if args.reports else matrix.root / "reports"
+    run_id = new_run_id()
+    run_dir = create_run_dir(reports, run_id)
+    started = datetime.now(UTC)
+    containers = ContainerRunner(client)
+    ctx = RunContext(
+        run_id=run_id, run_dir=run_dir, root=matrix.root,
+        images=ImageBuilder(client, catalog, _image_base(matrix), log=lambda m: say(f"  {m}")),
+        containers=containers, kernels=kernels,
+        flavour_caches={n: dict(catalog.spec[n].get("caches") or {}) for n in catalog.names()},
+        log=(lambda job, line: say(f"  [{job}] {line}")) if args.verbose else
+        (lambda _job, _line: None),
+    )
+    scheduler = Scheduler(
+        lambda job: run_job(ctx, job), args.jobs or default_parallelism(), args.fail_fast,
+        on_start=lambda job: say(f"START  {job.id}"),
+        on_finish=lambda job, r: say(f"{r.status.upper():<6} {job.id} ({r.seconds:.1f} s)"
+                                     + (f": {r.message}" if r.message else "")),
+    )
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        say(f"pipeline: {signal.Signals(signum).name}: stopping this run's containers")
+        scheduler.interrupted.set()
+        threading.Thread(target=containers.stop_all, daemon=True).start()
+
+    old = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    say(f"run {run_id}: {len(selection.jobs)} jobs, up to {scheduler.parallel} at once")
+    try:
+        results = scheduler.run(selection.jobs)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    summary = write_summary(run_dir, run_id, matrix.path, selection.jobs, results, started)
+    point_latest(reports, run_dir)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        render_summary(summary, console, run_dir)
+    if scheduler.interrupted.is_set():
+        return 130
+    return EXIT_OK if summary["status"] == "passed" else EXIT_FAILED
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from junitparser import JUnitXml
+
+    if args.log == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(args.log).read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise InputError(f"{args.log}: cannot read: {exc.strerror}") from None
+    name = args.name or (Path(args.log).stem if args.log != "-" else args.format)
+    if args.format == "ktap":
+        from pipeline.results.ktap import parse_ktap
+
+        suite = parse_ktap(text, suite_name=name)
+    else:
+        from pipeline.results.libtest import parse_libtest
+
+        suite = parse_libtest(text, suite_name=name)
+    xml = JUnitXml(name=name)
+    suite.update_statistics()
+    xml.add_testsuite(suite)
+    xml.update_statistics()
+    if args.output:
+        xml.write(args.output, pretty=True)
+    else:
+        sys.stdout.write(xml.tostring().decode() if hasattr(xml, "tostring") else
+                         _xml_text(xml))
+    return EXIT_OK
+
+
+def _xml_text(xml: Any) -> str:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("r", suffix=".xml") as tmp:
+        xml.write(tmp.name, pretty=True)
+        return Path(tmp.name).read_text()
+
+
+COMMANDS = {
+    "validate": cmd_validate, "list": cmd_list, "schema": cmd_schema, "lock": cmd_lock,
+    "run": cmd_run, "images": cmd_images, "convert": cmd_convert,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: exit 0 all passed, 1 a job failed, 2 bad input or environment."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except InputError as exc:
+        for diagnostic in exc.diagnostics:
+            print(f"pipeline: {diagnostic}", file=sys.stderr)
+        return exc.exit_code
+    except PipelineError as exc:
+        print(f"pipeline: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("pipeline: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:
+        path = cache_dir() / "last-internal-error.txt"
+        path.write_text(traceback.format_exc())
+        print(f"pipeline: internal error: {exc.__class__.__name__}: {exc} "
+              f"(details in {path}; please report it)", file=sys.stderr)
+        return EXIT_USAGE + 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""Run one step in a container with the Docker SDK: mounts, limits, timeout, streamed log."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import EnvironmentProblem
+
+CONTAINER_UID = 1000
+RUN_LABEL = "org.kmatrix.run"
+JOB_LABEL = "org.kmatrix.job"
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A bind mount: host path -> container path."""
+
+    host: Path
+    container: str
+    read_only: bool = False
+
+
+@dataclass
+class ContainerSpec:
+    """Everything `docker run` needs for one step (also rendered into reproduce.sh)."""
+
+    image: str
+    script: str
+    env: dict[str, str]
+    mounts: list[Mount]
+    network: bool = False
+    cpus: float = 2.0
+    memory: str = "4g"
+    pids: int = 4096
+    user: str = f"{CONTAINER_UID}:{CONTAINER_UID}"
+    workdir: str = "/work"
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def command(self) -> list[str]:
+        """The container's command: the step script under bash with strict flags."""
+        return ["bash", "-e", "-o", "pipefail", "-c", self.script]
+
+    def docker_run_args(self) -> list[str]:
+        """Equivalent `docker run` arguments (for reproduce.sh and the benchmark)."""
+        args = ["docker", "run", "--rm", "--user", self.user, "--workdir", self.workdir,
+                "--network", "bridge" if self.network else "none",
+                "--cpus", str(self.cpus), "--memory", self.memory,
+                "--pids-limit", str(self.pids), "--security-opt", "no-new-privileges"]
+        for mount in self.mounts:
+            suffix = ":ro" if mount.read_only else ""
+            args += ["-v", f"{mount.host}:{mount.container}{suffix}"]
+        for key, value in sorted(self.env.items()):
+            args += ["-e", f"{key}={value}"]
+        return [*args, self.image, *self.command()]
+
+
+@dataclass
+class StepOutcome:
+    """What happened to one container run."""
+
+    exit_code: int | None
+    output: str
+    seconds: float
+    timed_out: bool = False
+    error: str | None = None
+
+
+def docker_client() -> Any:
+    """A connected Docker client, or EnvironmentProblem explaining why not."""
+    try:
+        import docker
+        import docker.errors
+
+        client = docker.from_env(timeout=600)
+        client.ping()
+        return client
+    except Exception as exc:  # the SDK raises many types for "no daemon"
+        raise EnvironmentProblem(
+            f"Docker is not reachable ({exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no details'})",
+            hint="start the Docker Engine (systemctl start docker) or set DOCKER_HOST",
+        ) from None
+
+
+def _memory_bytes(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    text = text.strip().lower()
+    if text and text[-1] in units:
+        return int(text[:-1]) * units[text[-1]]
+    return int(text)
+
+
+class ContainerRunner:
+    """Runs ContainerSpecs; tracks live containers so a run can stop exactly its own."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._live: dict[str, Any] = {}
+        self._guard = threading.Lock()
+        self.stopping = False
+
+    def run(
+        self, spec: ContainerSpec, timeout: float, on_line: Callable[[str], None] | None = None
+    ) -> StepOutcome:
+        """Run the spec to completion (or timeout); the container is always removed."""
+        import docker.errors
+        import requests.exceptions
+
+        started = time.monotonic()
+        if self.stopping:
+            return StepOutcome(None, "", 0.0, error="interrupted before start")
+        try:
+            container = self.client.containers.create(
+                spec.image, command=spec.command(), environment=spec.env, user=spec.user,
+                working_dir=spec.workdir, network_mode="bridge" if spec.network else "none",
+                nano_cpus=int(spec.cpus * 1e9), mem_limit=_memory_bytes(spec.memory),
+                memswap_limit=_memory_bytes(spec.memory), pids_limit=spec.pids,
+                security_opt=["no-new-privileges"], labels=spec.labels,
+                volumes={str(m.host): {"bind": m.container, "mode": "ro" if m.read_only
+                                       else "rw"} for m in spec.mounts},
+            )
+        except docker.errors.APIError as exc:
+            return StepOutcome(None, "", time.monotonic() - started,
+                               error=f"cannot create container: {exc.explanation or exc}")
+        with self._guard:
+            self._live[container.id] = container
+        chunks: list[str] = []
+        try:
+            container.start()
+            reader = threading.Thread(
+                target=self._read_logs, args=(container, chunks, on_line), daemon=True
+            )
+            reader.start()
+            timed_out = False
+            try:
+                result = container.wait(timeout=timeout)
+                exit_code = int(result.get("StatusCode", -1))
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                timed_out = True
+                exit_code = None
+                self._kill(container)
+            reader.join(timeout=10)
+            oom = False
+            try:
+                container.reload()
+                oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
+            except docker.errors.APIError:
+                pass
+            error = None
+            if timed_out:
+                error = f"timed out after {timeout:.0f} s; container killed"
+            elif oom:
+                error = f"killed: out of memory (limit {spec.memory})"
+            elif self.stopping:
+                error = "interrupted"
+            return StepOutcome(exit_code, "".join(chunks), time.monotonic() - started,
+                               timed_out=timed_out, error=error)
+        finally:
+            self._remove(container)
+
+    @staticmethod
+    def _read_logs(container: Any, chunks: list[str], on_line: Callable[[str], None] | None):
+        pending = ""
+        try:
+            for raw in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+                text = raw.decode("utf-8", "replace")
+                chunks.append(text)
+                if on_line:
+                    pending += text
+                    *lines, pending = pending.split("\n")
+                    for line in lines:
+                        on_line(line)
+        except Exception:  # the stream ends with the container; nothing to lose
+            pass
+        if on_line and pending:
+            on_line(pending)
+
+    def _kill(self, container: Any) -> None:
+        import docker.errors
+
+        try:
+            container.kill()
+        except docker.errors.APIError:
+            pass
+
+    def _remove(self, container: Any) -> None:
+        import docker.errors
+
+        try:
+            container.remove(force=True)
+        except docker.errors.APIError:
+            pass
+        with self._guard:
+            self._live.pop(container.id, None)
+
+    def stop_all(self) -> None:
+        """Kill this runner's live containers (by id) and refuse new ones."""
+        self.stopping = True
+        with self._guard:
+            live = list(self._live.values())
+        for container in live:
+            self._kill(container)
+
+
+def container_user() -> str:
+    """The uid:gid builds run as: the caller's, or 1000 when the caller is root."""
+    uid = os.getuid()
+    if uid == 0:
+        return f"{CONTAINER_UID}:{CONTAINER_UID}"
+    return f"{uid}:{os.getgid()}"
+
+
+def prepare_writable(path: Path) -> None:
+    """Create a directory the container user can write (chown when we are root)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.getuid() == 0:
+        os.chown(path, CONTAINER_UID, CONTAINER_UID)
+
+
+def reclaim(path: Path) -> None:
+    """Give files the container wrote back to the calling user (when we are root)."""
+    if os.getuid() != 0 or not path.exists():
+        return
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            try:
+                os.lchown(os.path.join(root, name), 0, 0)
+            except OSError:
+                pass
+    os.chown(path, 0, 0)

@@ -1,0 +1,334 @@
+"""Toolchain images: render images/*.j2, tag by content hash, build without a registry.
+
+Two bases are supported (`defaults.image-base` in matrix.yml, or KMATRIX_IMAGE_BASE):
+- ``mmdebstrap`` (default): a Debian rootfs tarball is bootstrapped with mmdebstrap,
+  imported with ``docker import`` as ``kmatrix/rootfs:<hash>``, and the flavour's
+  Dockerfile builds on it. No registry is touched. A shared apt archive cache makes
+  several images download each .deb once.
+- ``registry``: the Dockerfile starts ``FROM debian:<suite>`` and installs with apt.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from pipeline.errors import EnvironmentProblem, ImageBuildError, InputError
+from pipeline.lock import LockedKernel
+from pipeline.paths import cache_dir
+
+IMAGE_FORMAT_VERSION = "1"  # bump to force every image to rebuild
+LOG_TAIL_LINES = 30
+
+
+@dataclass(frozen=True)
+class ImageBase:
+    """Where images start from."""
+
+    mode: str = "mmdebstrap"  # or "registry"
+    registry_image: str = "debian"
+
+
+@dataclass(frozen=True)
+class Flavour:
+    """A flavour rendered for one kernel (or none): plain data, ready to hash."""
+
+    name: str
+    suite: str
+    mirror: str
+    components: tuple[str, ...]
+    sources: tuple[str, ...]
+    keyring: str
+    packages: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def rootfs_recipe(self) -> dict[str, Any]:
+        """Everything that determines the bootstrapped rootfs."""
+        return {
+            "format": IMAGE_FORMAT_VERSION,
+            "suite": self.suite,
+            "mirror": self.mirror,
+            "components": list(self.components),
+            "sources": list(self.sources),
+            "keyring": self.keyring,
+            "packages": sorted(self.packages),
+        }
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A built (or reused) image."""
+
+    flavour: str
+    tag: str
+    id: str
+    built: bool
+    seconds: float
+
+
+def _hash(data: Any) -> str:
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _split_words(value: Any) -> tuple[str, ...]:
+    if isinstance(value, list | tuple):
+        return tuple(str(v) for v in value if str(v))
+    return tuple(str(value).split())
+
+
+class ImageCatalog:
+    """The flavours declared in an images/ directory, rendered with Jinja2."""
+
+    def __init__(self, images_dir: Path) -> None:
+        self.images_dir = images_dir
+        spec_path = images_dir / "flavours.yml"
+        try:
+            self.spec: dict[str, Any] = yaml.safe_load(spec_path.read_text()) or {}
+        except FileNotFoundError:
+            raise InputError(f"{spec_path}: image flavours file not found") from None
+        except yaml.YAMLError as exc:
+            raise InputError(f"{spec_path}: invalid YAML: {exc}") from None
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(images_dir)),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            autoescape=False,
+        )
+
+    def names(self) -> list[str]:
+        """Declared flavour names."""
+        return sorted(self.spec)
+
+    def per_kernel(self, name: str) -> bool:
+        """Whether the flavour is built once per kernel."""
+        return self.spec.get(name, {}).get("per") == "kernel"
+
+    def render(self, name: str, kernel: LockedKernel | None, base: ImageBase) -> Flavour:
+        """Render one flavour's strings with the kernel's lock entry."""
+        if name not in self.spec:
+            raise InputError(
+                f"unknown image flavour {name!r}",
+                hint=f"flavours in {self.images_dir}/flavours.yml: {', '.join(self.names())}",
+            )
+        raw = self.spec[name]
+        if raw.get("per") == "kernel" and kernel is None:
+            raise InputError(f"image flavour {name!r} is per kernel, but the job has no kernel")
+        ctx = {"kernel": kernel.template_context() if kernel else {}, "base": asdict(base)}
+
+        def render(value: Any) -> str:
+            try:
+                return self.env.from_string(str(value)).render(ctx).strip()
+            except jinja2.TemplateError as exc:
+                raise InputError(f"images/flavours.yml: flavour {name!r}: {exc}") from None
+
+        return Flavour(
+            name=name,
+            suite=render(raw.get("suite", "")),
+            mirror=render(raw.get("mirror", "http://deb.debian.org/debian")),
+            components=_split_words(render(raw.get("components", "main"))),
+            sources=_split_words(render(raw.get("sources", raw.get("suite", "")))),
+            keyring=render(raw.get("keyring", "")),
+            packages=tuple(render(p) for p in raw.get("packages", [])),
+            env={k: render(v) for k, v in (raw.get("env") or {}).items()},
+        )
+
+    def dockerfile(self, flavour: Flavour, base: ImageBase, rootfs_image: str) -> str:
+        """Render the Dockerfile for a flavour."""
+        try:
+            template = self.env.get_template("Dockerfile.j2")
+            return template.render(
+                flavour=asdict(flavour), base=asdict(base), rootfs_image=rootfs_image
+            )
+        except jinja2.TemplateError as exc:
+            raise InputError(f"images/Dockerfile.j2: {exc}") from None
+
+
+def rootfs_tag(flavour: Flavour) -> str:
+    """Docker tag of the imported rootfs for a flavour."""
+    return f"kmatrix/rootfs:{_hash(flavour.rootfs_recipe())[:16]}"
+
+
+def image_tag(flavour: Flavour, dockerfile: str, kernel: LockedKernel | None) -> str:
+    """Content-hash tag of the final flavour image."""
+    digest = _hash({"flavour": asdict(flavour), "dockerfile": dockerfile})[:16]
+    repo = f"kmatrix/{flavour.name}" + (f"-{kernel.version}" if kernel else "")
+    return f"{repo.lower()}:{digest}"
+
+
+def mmdebstrap_command(flavour: Flavour, target: Path, apt_cache: Path) -> list[str]:
+    """The mmdebstrap command line that writes the flavour's rootfs tarball."""
+    cmd = [
+        "mmdebstrap",
+        "--variant=apt",
+        "--mode=root" if os.geteuid() == 0 else "--mode=unshare",
+        f"--include={','.join(flavour.packages)}",
+        "--skip=essential/unlink",
+        "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/",
+        f"--setup-hook=sync-in {apt_cache} /var/cache/apt/archives/",
+        f"--customize-hook=sync-out /var/cache/apt/archives {apt_cache}",
+        "--aptopt=Acquire::Retries \"3\"",
+    ]
+    if flavour.keyring:
+        cmd.append(f"--keyring={flavour.keyring}")
+    components = " ".join(flavour.components)
+    cmd += [flavour.suite, str(target)]
+    cmd += [f"deb {flavour.mirror} {suite} {components}" for suite in flavour.sources]
+    return cmd
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+class ImageBuilder:
+    """Ensures flavour images exist in the local Docker engine, building only what changed."""
+
+    def __init__(
+        self,
+        docker_client: Any,
+        catalog: ImageCatalog,
+        base: ImageBase,
+        log: Callable[[str], None] = lambda _msg: None,
+    ) -> None:
+        self.client = docker_client
+        self.catalog = catalog
+        self.base = base
+        self.log = log
+        self.cache = cache_dir()
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def _thread_lock(self, key: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _exists(self, tag: str) -> str | None:
+        import docker.errors
+
+        try:
+            return self.client.images.get(tag).id
+        except docker.errors.ImageNotFound:
+            return None
+
+    def plan(self, flavour_name: str, kernel: LockedKernel | None) -> tuple[Flavour, str, str]:
+        """Render a flavour: (flavour, dockerfile text, final tag). Pure apart from reading."""
+        flavour = self.catalog.render(flavour_name, kernel, self.base)
+        rootfs = rootfs_tag(flavour)
+        dockerfile = self.catalog.dockerfile(flavour, self.base, rootfs)
+        return flavour, dockerfile, image_tag(flavour, dockerfile, kernel)
+
+    def ensure(self, flavour_name: str, kernel: LockedKernel | None) -> ImageRef:
+        """Return the image for a flavour, building it (and its rootfs) if absent."""
+        flavour, dockerfile, tag = self.plan(flavour_name, kernel)
+        started = time.monotonic()
+        with self._thread_lock(tag), _file_lock(self.cache / "locks" / _safe(tag)):
+            image_id = self._exists(tag)
+            if image_id:
+                return ImageRef(flavour_name, tag, image_id, False, time.monotonic() - started)
+            if self.base.mode == "mmdebstrap":
+                self._ensure_rootfs(flavour)
+            self.log(f"building image {tag}")
+            image_id = self._docker_build(dockerfile, tag)
+        return ImageRef(flavour_name, tag, image_id, True, time.monotonic() - started)
+
+    def _ensure_rootfs(self, flavour: Flavour) -> None:
+        tag = rootfs_tag(flavour)
+        with self._thread_lock(tag), _file_lock(self.cache / "locks" / _safe(tag)):
+            if self._exists(tag):
+                return
+            if not shutil.which("mmdebstrap"):
+                raise EnvironmentProblem(
+                    "mmdebstrap is not installed (needed to build images without a registry)",
+                    hint="run `make setup` (apt-get install mmdebstrap), "
+                    "or set KMATRIX_IMAGE_BASE=registry on a machine with a registry",
+                )
+            apt_cache = self.cache / "apt-archives"
+            apt_cache.mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(prefix="rootfs-", dir=self.cache))
+            try:
+                tarball = work / "rootfs.tar"
+                cmd = mmdebstrap_command(flavour, tarball, apt_cache)
+                self.log(f"bootstrapping rootfs {tag} ({flavour.suite}: "
+                         f"{' '.join(flavour.packages)})")
+                # One bootstrap at a time writes the shared apt cache.
+                with _file_lock(self.cache / "locks" / "apt-archives"):
+                    proc = subprocess.run(
+                        cmd, capture_output=True, text=True, check=False,
+                        env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"},
+                    )
+                (self.cache / "logs").mkdir(exist_ok=True)
+                log_path = self.cache / "logs" / f"{_safe(tag)}.mmdebstrap.log"
+                log_path.write_text(proc.stdout + proc.stderr)
+                if proc.returncode != 0:
+                    raise ImageBuildError(
+                        f"mmdebstrap failed for image flavour {flavour.name!r} "
+                        f"(suite {flavour.suite}, exit {proc.returncode}); last lines:\n"
+                        f"{_tail(proc.stderr or proc.stdout)}",
+                        hint=f"full log: {log_path}",
+                    )
+                repo, _, version = tag.partition(":")
+                self.client.api.import_image_from_file(
+                    str(tarball), repository=repo, tag=version
+                )
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+
+    def _docker_build(self, dockerfile: str, tag: str) -> str:
+        import docker.errors
+
+        with tempfile.TemporaryDirectory(prefix="kmatrix-build-") as ctx:
+            Path(ctx, "Dockerfile").write_text(dockerfile)
+            lines: list[str] = []
+            try:
+                for chunk in self.client.api.build(
+                    path=ctx, tag=tag, rm=True, forcerm=True, decode=True,
+                    pull=False, labels={"org.kmatrix.tag": tag},
+                ):
+                    if "stream" in chunk:
+                        lines.append(chunk["stream"])
+                    if "error" in chunk:
+                        lines.append(chunk["error"])
+                        raise ImageBuildError(
+                            f"docker build of {tag} failed: {chunk['error'].strip()}; "
+                            f"last lines:\n{_tail(''.join(lines))}"
+                        )
+            except docker.errors.APIError as exc:
+                raise ImageBuildError(
+                    f"docker build of {tag} failed: {exc.explanation or exc}; last lines:\n"
+                    f"{_tail(''.join(lines))}"
+                ) from None
+        image_id = self._exists(tag)
+        if not image_id:
+            raise ImageBuildError(f"docker build of {tag} produced no image")
+        return image_id
+
+
+def _safe(tag: str) -> str:
+    return tag.replace("/", "_").replace(":", "_")

@@ -1,0 +1,86 @@
+"""Select jobs by --kernel/--features/--job and order them (pure)."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+
+from pipeline.errors import InputError
+from pipeline.expand import Job, topological_order
+from pipeline.matrix import Matrix
+from pipeline.schema import did_you_mean
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Repeatable CLI filters; empty means everything."""
+
+    kernels: tuple[str, ...] = ()
+    features: tuple[str, ...] = ()
+    jobs: tuple[str, ...] = ()
+
+
+def kernel_matches(declared: str, wanted: str) -> bool:
+    """`6.1` matches 6.1 and 6.1.x, never 6.12."""
+    return declared == wanted or declared.startswith(wanted + ".")
+
+
+@dataclass
+class Selection:
+    """The jobs to run: chosen ones plus the needs they pull in, in dependency order."""
+
+    jobs: list[Job]
+    chosen: set[str] = field(default_factory=set)
+
+
+def _check_known(matrix: Matrix, filters: Filters) -> None:
+    for wanted in filters.kernels:
+        if not any(kernel_matches(k, wanted) for k in matrix.kernels):
+            hint = did_you_mean(wanted, list(matrix.kernels))
+            raise InputError(
+                f"kernel {wanted!r} is not declared in {matrix.path.name}; "
+                f"declared kernels: {', '.join(matrix.kernels)}",
+                hint=hint or "declare it under `kernels:` (see README: other distributions)",
+            )
+    for wanted in filters.features:
+        if wanted not in matrix.features:
+            hint = did_you_mean(wanted, list(matrix.features))
+            raise InputError(
+                f"feature set {wanted!r} is not declared in {matrix.path.name}; "
+                f"declared: {', '.join(matrix.features)}", hint=hint)
+
+
+def select(matrix: Matrix, jobs: list[Job], filters: Filters) -> Selection:
+    """Apply filters; needs of selected jobs are added so the selection can run."""
+    _check_known(matrix, filters)
+
+    def chosen(job: Job) -> bool:
+        if filters.kernels and not (
+            job.kernel is not None and any(kernel_matches(job.kernel, k) for k in filters.kernels)
+        ):
+            return False
+        if filters.features and not (
+            job.features is not None and job.features.name in filters.features
+        ):
+            return False
+        return not filters.jobs or any(
+            fnmatch.fnmatchcase(job.id, pattern) or fnmatch.fnmatchcase(job.name, pattern)
+            for pattern in filters.jobs
+        )
+
+    by_id = {j.id: j for j in jobs}
+    picked = {j.id for j in jobs if chosen(j)}
+    if not picked:
+        raise InputError(
+            "no job matches the filters",
+            hint="see the job ids with `pipeline list`",
+        )
+    closure = set(picked)
+    stack = list(picked)
+    while stack:
+        for need in by_id[stack.pop()].needs:
+            if need not in closure:
+                closure.add(need)
+                stack.append(need)
+    ordered = [j for j in topological_order(jobs) if j.id in closure]
+    return Selection(jobs=ordered, chosen=picked)

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what kmatrix needs on a Debian machine; idempotent (a second call installs nothing).
+#   apt packages (mmdebstrap for registry-free images, QEMU for VM tests, ...)
+#   a Python venv in .venv from pyproject.toml (re-created only when pyproject.toml changes)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  mmdebstrap uidmap            # Debian rootfs for images without a registry
+  qemu-system-x86 busybox-static cpio zstd xz-utils  # VM tests
+  python3-venv git ca-certificates
+)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing apt packages: ${missing[*]}"
+  $SUDO apt-get update -qq || echo "setup: apt-get update reported errors (continuing)"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+PYTHON="${PYTHON:-python3}"
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "setup: Python >= 3.11 is required ($PYTHON is $("$PYTHON" --version 2>&1))" >&2
+  exit 2
+fi
+mkdir -p .stamps
+stamp=".stamps/venv-$(cat pyproject.toml | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ] || [ ! -x .venv/bin/pipeline ]; then
+  echo "setup: creating .venv from pyproject.toml"
+  rm -rf .venv .stamps/venv-*
+  "$PYTHON" -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[test]'
+  touch "$stamp"
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  echo "setup: warning: the Docker Engine is not reachable (is it running?)" >&2
+fi
