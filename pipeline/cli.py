@@ -56,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="stream job output")
 
+    p = sub.add_parser("job", help="run exactly one job (no needs), as a Buildbot step does")
+    p.add_argument("job_id", metavar="JOB_ID", help="an id from `pipeline list`")
+    p.add_argument("--dir", required=True, metavar="DIR",
+                   help="results go to DIR/<job id>/ (log.txt, junit.xml, artifacts/, ...)")
+    p.add_argument("--needs-dir", metavar="DIR",
+                   help="where the needs' results are (default: --dir)")
+    p.add_argument("-v", "--verbose", action="store_true", help="stream job output")
+
     p = sub.add_parser("images", help="build or list toolchain images")
     p.add_argument("action", choices=["build", "list"])
     _add_filters(p)
@@ -65,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("log", help="log file ('-' for stdin)")
     p.add_argument("-o", "--output", metavar="FILE", help="write JUnit here (default: stdout)")
     p.add_argument("--name", default=None, help="test suite name")
+
+    from pipeline.buildbot.control import add_parsers as add_buildbot_parsers
+
+    add_buildbot_parsers(sub)  # `master` and `hook` (Buildbot)
     return parser
 
 
@@ -183,8 +195,7 @@ def cmd_images(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from pipeline.executor import ContainerRunner, docker_client
-    from pipeline.images import ImageBuilder, ImageCatalog
+    from pipeline.executor import docker_client
     from pipeline.plan import select
     from pipeline.report import (
         create_run_dir,
@@ -193,29 +204,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         render_summary,
         write_summary,
     )
-    from pipeline.runner import RunContext, run_job
+    from pipeline.runner import run_job
     from pipeline.scheduler import Scheduler, default_parallelism
 
     matrix, jobs = _load(args)
     selection = select(matrix, jobs, _filters(args))
-    kernels = _locked_kernels(matrix, selection.jobs)
-    catalog = ImageCatalog(matrix.root / "images")
-    client = docker_client()
+    _locked_kernels(matrix, selection.jobs)  # a stale lock is an error before any work
+    docker_client()  # an unreachable engine is exit 2 before a run directory exists
     console = Console(stderr=args.json)
-    say = (lambda m: console.print(m, highlight=False, markup=False))
+    def say(m: str) -> None:
+        console.print(m, highlight=False, markup=False, soft_wrap=True)
     reports = Path(args.reports) if args.reports else matrix.root / "reports"
     run_id = new_run_id()
     run_dir = create_run_dir(reports, run_id)
     started = datetime.now(UTC)
-    containers = ContainerRunner(client)
-    ctx = RunContext(
-        run_id=run_id, run_dir=run_dir, root=matrix.root,
-        images=ImageBuilder(client, catalog, _image_base(matrix), log=lambda m: say(f"  {m}")),
-        containers=containers, kernels=kernels,
-        flavour_caches={n: dict(catalog.spec[n].get("caches") or {}) for n in catalog.names()},
-        log=(lambda job, line: say(f"  [{job}] {line}")) if args.verbose else
-        (lambda _job, _line: None),
-    )
+    ctx = _context(matrix, selection.jobs, run_id, run_dir, say, args.verbose)
+    containers = ctx.containers
     scheduler = Scheduler(
         lambda job: run_job(ctx, job), args.jobs or default_parallelism(), args.fail_fast,
         on_start=lambda job: say(f"START  {job.id}"),
@@ -244,6 +248,58 @@ def cmd_run(args: argparse.Namespace) -> int:
     if scheduler.interrupted.is_set():
         return 130
     return EXIT_OK if summary["status"] == "passed" else EXIT_FAILED
+
+
+def _context(matrix: Any, jobs: list[Any], run_id: str, run_dir: Path, say: Any,
+             verbose: bool, needs_dir: Path | None = None) -> Any:
+    from pipeline.executor import ContainerRunner, docker_client
+    from pipeline.images import ImageBuilder, ImageCatalog
+    from pipeline.runner import RunContext
+
+    kernels = _locked_kernels(matrix, jobs)
+    catalog = ImageCatalog(matrix.root / "images")
+    client = docker_client()
+    return RunContext(
+        run_id=run_id, run_dir=run_dir, root=matrix.root,
+        images=ImageBuilder(client, catalog, _image_base(matrix), log=lambda m: say(f"  {m}")),
+        containers=ContainerRunner(client), kernels=kernels,
+        flavour_caches={n: dict(catalog.spec[n].get("caches") or {}) for n in catalog.names()},
+        log=(lambda job, line: say(f"  [{job}] {line}")) if verbose else
+        (lambda _job, _line: None),
+        needs_dir=needs_dir,
+    )
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    from pipeline.runner import PASSED, run_job
+
+    matrix, jobs = _load(args)
+    by_id = {j.id: j for j in jobs}
+    if args.job_id not in by_id:
+        from pipeline.schema import did_you_mean
+
+        raise InputError(f"no job {args.job_id!r} in {matrix.path.name}",
+                         hint=did_you_mean(args.job_id, list(by_id))
+                         or "see the ids with `pipeline list`")
+    job = by_id[args.job_id]
+    out = Path(args.dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+
+    def say(message: str) -> None:
+        print(message, flush=True)
+
+    ctx = _context(matrix, [job], out.name, out, say, args.verbose,
+                   Path(args.needs_dir).resolve() if args.needs_dir else None)
+    missing = [n for n in job.needs if not (ctx.needs_dir or out).joinpath(n, "artifacts")
+               .is_dir()]
+    if missing:
+        print(f"pipeline: warning: artifacts of needs not found: {', '.join(missing)}",
+              file=sys.stderr)
+    result = run_job(ctx, job)
+    print(f"{result.status.upper()} {job.id} ({result.seconds:.1f} s): "
+          f"{result.tests} tests, {result.failures} failures, {result.errors} errors"
+          + (f"; {result.message}" if result.message else ""))
+    return EXIT_OK if result.status == PASSED else EXIT_FAILED
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -287,7 +343,9 @@ def _xml_text(xml: Any) -> str:
 
 COMMANDS = {
     "validate": cmd_validate, "list": cmd_list, "schema": cmd_schema, "lock": cmd_lock,
-    "run": cmd_run, "images": cmd_images, "convert": cmd_convert,
+    "run": cmd_run, "job": cmd_job, "images": cmd_images, "convert": cmd_convert,
+    "master": lambda a: __import__("pipeline.buildbot.control").buildbot.control.cmd_master(a),
+    "hook": lambda a: __import__("pipeline.buildbot.control").buildbot.control.cmd_hook(a),
 }
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipeline.errors import Diagnostic, InputError
-from pipeline.matrix import AXES, FeatureSet, JobSpec, Matrix
+from pipeline.features import FeatureSet
+from pipeline.matrix import AXES, JobSpec, Matrix
 from pipeline.yamlmarks import mark_of
 
 FILTER_KEYS = ("job", *AXES)
@@ -64,7 +65,7 @@ def expand(matrix: Matrix) -> list[Job]:
     diags: list[Diagnostic] = []
     cells: list[dict[str, str]] = []
     for spec in matrix.jobs.values():
-        for values in itertools.product(*(matrix.axis_values(a) for a in spec.over)):
+        for values in itertools.product(*(matrix.axis_values(a, spec) for a in spec.over)):
             cells.append({"job": spec.name, **dict(zip(spec.over, values, strict=True))})
 
     used = [False] * len(matrix.exclude)
@@ -149,7 +150,7 @@ def _resolve_needs(jobs: list[Job]) -> list[Job]:
                                         f"matches {mine or 'it'}", job.spec.mark,
                                         "an exclude may have removed it"))
             needs.extend(targets)
-        resolved.append(Job(**{**job.__dict__, "needs": tuple(dict.fromkeys(needs))}))
+        resolved.append(replace(job, needs=tuple(dict.fromkeys(needs))))
     if diags:
         raise InputError(diagnostics=diags)
     return resolved

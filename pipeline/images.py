@@ -154,7 +154,7 @@ class ImageCatalog:
             template = self.env.get_template("Dockerfile.j2")
             return template.render(
                 flavour=asdict(flavour), base=asdict(base), rootfs_image=rootfs_image
-            )
+            ).lstrip()
         except jinja2.TemplateError as exc:
             raise InputError(f"images/Dockerfile.j2: {exc}") from None
 

@@ -40,7 +40,7 @@ class KernelSource:
     keyring: str = ""
     abi: str = r"{version}(?:\.[0-9]+)*(?:-[0-9]+|\+deb[0-9]+)-amd64"
     headers: str = "linux-headers-{abi}"
-    image: str = "linux-image-{abi}-unsigned"
+    image: str = "linux-image-{abi}-unsigned|linux-image-{abi}"  # first that exists wins
 
     def declaration_hash(self) -> str:
         """Hash of the declaration; a lock entry is stale when it differs."""
@@ -167,8 +167,9 @@ def resolve_kernel(source: KernelSource, indexes: Iterable[str]) -> LockedKernel
         if not match:
             continue
         abi = match.group("abi")
-        image_name = source.image.format(abi=abi)
-        if image_name not in versions:
+        image_name = next((alt.format(abi=abi) for alt in source.image.split("|")
+                           if alt.format(abi=abi) in versions), None)
+        if image_name is None:
             continue
         head_ver = max(vers, key=Version)
         image_ver = max(versions[image_name], key=Version)

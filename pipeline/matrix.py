@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import Diagnostic, InputError
+from pipeline.features import FeatureSet, build_feature_sets
 from pipeline.lock import KernelSource
 from pipeline.schema import MATRIX_SCHEMA, did_you_mean, validate
 from pipeline.yamlmarks import Mark, key_mark_of, load_yaml_file, load_yaml_text, mark_of
@@ -15,27 +15,6 @@ from pipeline.yamlmarks import Mark, key_mark_of, load_yaml_file, load_yaml_text
 AXES = ("kernel", "features")
 DEFAULT_TIMEOUT = 1800
 DEFAULT_LIMITS = {"cpus": 2.0, "memory": "4g", "pids": 4096}
-
-
-@dataclass(frozen=True)
-class FeatureSet:
-    """A named cargo feature selection."""
-
-    name: str
-    features: tuple[str, ...] = ()
-    no_default_features: bool = False
-    all_features: bool = False
-
-    def cargo_args(self) -> str:
-        """The cargo command-line flags that select this set."""
-        args = []
-        if self.no_default_features:
-            args.append("--no-default-features")
-        if self.all_features:
-            args.append("--all-features")
-        if self.features:
-            args.append("--features=" + ",".join(self.features))
-        return shlex.join(args)
 
 
 @dataclass(frozen=True)
@@ -74,6 +53,7 @@ class JobSpec:
     limits: Limits = field(default_factory=Limits)
     vm: bool = False
     mark: Mark | None = None
+    values: dict[str, tuple[str, ...]] = field(default_factory=dict)  # axis -> chosen values
 
 
 @dataclass
@@ -96,9 +76,13 @@ class Matrix:
         """The project root: the directory holding matrix.yml."""
         return self.path.parent
 
-    def axis_values(self, axis: str) -> list[str]:
-        """Declared values of an axis, in declaration order."""
-        return list(self.kernels) if axis == "kernel" else list(self.features)
+    def axis_values(self, axis: str, spec: JobSpec | None = None) -> list[str]:
+        """Values of an axis in declaration order (restricted by the job's `over` mapping)."""
+        values = list(self.kernels) if axis == "kernel" else list(self.features)
+        if spec is not None and spec.values.get(axis):
+            wanted = spec.values[axis]
+            return [v for v in values if v in wanted]
+        return values
 
 
 def _env(data: Any) -> dict[str, str]:
@@ -162,6 +146,34 @@ def _steps(name: str, data: dict[str, Any], diags: list[Diagnostic]) -> tuple[St
     return ()
 
 
+def _over(name: str, job: dict[str, Any], kernels: dict[str, Any],
+          features: dict[str, FeatureSet],
+          diags: list[Diagnostic]) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    raw = job.get("over") or []
+    if isinstance(raw, list):
+        if len(set(raw)) != len(raw):
+            diags.append(Diagnostic(f"job {name!r}: an axis is listed twice in `over`",
+                                    mark_of(job, "over"), "list each axis once"))
+        return tuple(dict.fromkeys(raw)), {}
+    values: dict[str, tuple[str, ...]] = {}
+    for axis, chosen in raw.items():
+        if chosen == "*" or chosen == ["*"]:
+            continue
+        wanted = [str(v) for v in (chosen if isinstance(chosen, list) else [chosen])]
+        known = list(kernels) if axis == "kernel" else list(features)
+        for index, value in enumerate(wanted):
+            # a generator's name selects all the sets it generated
+            expanded = [k for k in known if k == value or k.startswith(value + ".")]
+            if not expanded:
+                hint = did_you_mean(value, known)
+                diags.append(Diagnostic(
+                    f"job {name!r}: over.{axis} names unknown value {value!r}",
+                    mark_of(chosen, index) if isinstance(chosen, list) else mark_of(raw, axis),
+                    hint or f"declared: {', '.join(known)}"))
+            values[axis] = values.get(axis, ()) + tuple(expanded)
+    return tuple(raw), values
+
+
 def _limits(defaults: dict[str, Any], data: dict[str, Any] | None) -> Limits:
     merged = {**DEFAULT_LIMITS, **(defaults or {}), **(data or {})}
     return Limits(cpus=float(merged["cpus"]), memory=str(merged["memory"]),
@@ -182,24 +194,14 @@ def build_matrix(data: Any, path: Path) -> Matrix:
         raise InputError(diagnostics=diags)
     defaults = data.get("defaults") or {}
     kernels = {str(v): _kernel(str(v), k) for v, k in data["kernels"].items()}
-    features = {
-        str(name): FeatureSet(
-            name=str(name), features=tuple(f.get("features") or ()),
-            no_default_features=bool(f.get("no-default-features", False)),
-            all_features=bool(f.get("all-features", False)),
-        )
-        for name, f in (data.get("features") or {"default": {}}).items()
-    }
+    features = build_feature_sets(data.get("features"), path.parent, diags)
     jobs: dict[str, JobSpec] = {}
     for name, job in data["jobs"].items():
         name = str(name)
         if "/" in name:
             diags.append(Diagnostic(f"job name {name!r} contains '/'", key_mark_of(data["jobs"],
                                     name), "'/' separates a job's name from its axis values"))
-        over = tuple(job.get("over") or ())
-        if len(set(over)) != len(over):
-            diags.append(Diagnostic(f"job {name!r}: an axis is listed twice in `over`",
-                                    mark_of(job, "over"), "list each axis once"))
+        over, values = _over(name, job, kernels, features, diags)
         if "image" not in job:
             diags.append(Diagnostic(f"job {name!r} has no image", mark_of(job),
                                     "add `image:` naming a flavour from images/flavours.yml"))
@@ -210,6 +212,7 @@ def build_matrix(data: Any, path: Path) -> Matrix:
             timeout=int(job.get("timeout", defaults.get("timeout", DEFAULT_TIMEOUT))),
             limits=_limits(defaults.get("limits"), job.get("limits")),
             vm=bool(job.get("vm", False)), mark=key_mark_of(data["jobs"], name),
+            values=values,
         )
     for name, job in jobs.items():
         raw_needs = data["jobs"][name].get("needs") or []

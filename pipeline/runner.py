@@ -8,6 +8,7 @@ artifacts/ (what the steps wrote to $OUT).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shlex
 import shutil
@@ -78,6 +79,7 @@ class RunContext:
     kernels: dict[str, LockedKernel]
     flavour_caches: dict[str, dict[str, str]]
     log: Callable[[str, str], None] = lambda _job, _line: None
+    needs_dir: Path | None = None  # where needs' results are (default: run_dir)
 
 
 def job_dir(ctx: RunContext, job: Job) -> Path:
@@ -100,11 +102,36 @@ def _cache_mounts(ctx: RunContext, job: Job, image: ImageRef) -> list[Mount]:
 
 
 def _need_mounts(ctx: RunContext, job: Job) -> list[Mount]:
+    base = ctx.needs_dir or ctx.run_dir
     return [
-        Mount(ctx.run_dir / need / "artifacts", f"{NEEDS}/{need}", read_only=True)
+        Mount(base / need / "artifacts", f"{NEEDS}/{need}", read_only=True)
         for need in job.needs
-        if (ctx.run_dir / need / "artifacts").is_dir()
+        if (base / need / "artifacts").is_dir()
     ]
+
+
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+CA_IN_CONTAINER = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def host_ca_bundle() -> Path | None:
+    """The CA bundle the host trusts (a TLS-intercepting proxy's CA lives there)."""
+    for candidate in (os.environ.get("KMATRIX_CA_BUNDLE"), os.environ.get("SSL_CERT_FILE"),
+                      "/etc/ssl/certs/ca-certificates.crt"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate).resolve()
+    return None
+
+
+def network_extras() -> tuple[list[Mount], dict[str, str]]:
+    """What a network step inherits from the host: its CA bundle and proxy settings."""
+    env = {k: os.environ[k] for k in PROXY_VARS if os.environ.get(k)}
+    bundle = host_ca_bundle()
+    if bundle is None:
+        return [], env
+    env.update({"SSL_CERT_FILE": CA_IN_CONTAINER, "CARGO_HTTP_CAINFO": CA_IN_CONTAINER,
+                "GIT_SSL_CAINFO": CA_IN_CONTAINER})
+    return [Mount(bundle, CA_IN_CONTAINER, read_only=True)], env
 
 
 def _parse_results(step: Step, classname: str, outcome: StepOutcome) -> list[TestCase]:
@@ -181,9 +208,12 @@ def run_job(ctx: RunContext, job: Job) -> JobResult:
             env = {**job.job_env(), "SRC": SRC, "OUT": OUT, "WORK": WORK, "NEEDS": NEEDS,
                    "KMATRIX_JOB": job.id}
             deadline = started + job.timeout
+            net_mounts, net_env = network_extras()
             for step in job.spec.steps:
                 spec = ContainerSpec(
-                    image=image.tag, script=step.run, env={**env, **step.env}, mounts=mounts,
+                    image=image.tag, script=step.run,
+                    env={**env, **(net_env if step.network else {}), **step.env},
+                    mounts=mounts + (net_mounts if step.network else []),
                     network=step.network, cpus=job.spec.limits.cpus,
                     memory=job.spec.limits.memory, pids=job.spec.limits.pids,
                     user=container_user(),

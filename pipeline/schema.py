@@ -61,18 +61,38 @@ KERNEL = {
 }
 FEATURE_SET = {
     "type": "object",
+    "description": "A named cargo feature set, or a generator of sets (cargo-hack style).",
     "properties": {
-        "features": STRINGS,
+        "features": {**STRINGS, "description": "features of the set; for a generator: the "
+                     "candidate features (default: all of the manifest's, except default)"},
         "no-default-features": {"type": "boolean"},
         "all-features": {"type": "boolean"},
+        "generate": {"type": "string", "enum": ["each-feature", "powerset"],
+                     "description": "expand into one set per feature, or per combination"},
+        "manifest": {"type": "string", "description": "Cargo.toml the features are checked "
+                     "against (default: userspace/Cargo.toml, else Cargo.toml)"},
+        "depth": {"type": "integer", "minimum": 1,
+                  "description": "powerset: largest combination size"},
+        "exclude": {**STRINGS, "description": "features never used by the generator"},
+        "always": {**STRINGS, "description": "features added to every generated set"},
+        "mutually-exclusive": {"type": "array", "items": STRINGS,
+                               "description": "groups of features never combined"},
+        "at-least-one-of": {"type": "array", "items": STRINGS,
+                            "description": "groups of which every set has at least one"},
+        "requires": {"type": "object", "additionalProperties": STRINGS,
+                     "description": "feature -> features it needs in the same set"},
     },
     "additionalProperties": False,
 }
 JOB = {
     "type": "object",
     "properties": {
-        "over": {"type": "array", "items": {"type": "string", "enum": ["kernel", "features"]},
-                 "description": "axes this job iterates over"},
+        "over": {"type": ["array", "object"],
+                 "items": {"type": "string", "enum": ["kernel", "features"]},
+                 "properties": {"kernel": STRING_OR_STRINGS, "features": STRING_OR_STRINGS},
+                 "additionalProperties": False,
+                 "description": "axes this job iterates over: [kernel, features], or a "
+                                "mapping axis -> the values to use (a list, or '*')"},
         "image": {"type": "string", "description": "image flavour from images/flavours.yml"},
         "needs": {**STRINGS, "description": "jobs (name or exact id) that must pass first"},
         "inputs": {**STRINGS, "description": "path globs whose changes affect this job"},

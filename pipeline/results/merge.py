@@ -43,6 +43,11 @@ def merge_files(paths: Iterable[Path], out: Path, name: str) -> JUnitXml:
         for suite in suites:
             merged.add_testsuite(suite)
     merged.update_statistics()
+    for element in merged._elem.iter():  # drop the inputs' indentation before re-indenting
+        if element.text is not None and not element.text.strip():
+            element.text = None
+        if element.tail is not None and not element.tail.strip():
+            element.tail = None
     tmp = out.with_suffix(".tmp")
     merged.write(str(tmp), pretty=True)
     tmp.replace(out)

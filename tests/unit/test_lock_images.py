@@ -1,0 +1,109 @@
+"""Kernel lock resolution from package indexes, and image tags (pure parts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import InputError
+from pipeline.images import ImageBase, ImageCatalog, image_tag, mmdebstrap_command, rootfs_tag
+from pipeline.lock import KernelSource, check_lock, read_lock, resolve_kernel, write_lock
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def index(*packages: tuple[str, str]) -> str:
+    return "\n".join(f"Package: {n}\nArchitecture: amd64\nVersion: {v}\n" for n, v in packages)
+
+
+BOOKWORM = index(
+    ("linux-headers-6.1.0-47-amd64", "6.1.170-3"), ("linux-image-6.1.0-47-amd64-unsigned",
+                                                     "6.1.170-3"),
+    ("linux-headers-6.1.0-50-amd64", "6.1.176-1"), ("linux-image-6.1.0-50-amd64-unsigned",
+                                                     "6.1.176-1"),
+    ("linux-headers-6.1.0-50-rt-amd64", "6.1.176-1"),
+    ("linux-headers-6.12.9+deb12-amd64", "6.12.9-1"),
+    ("linux-image-6.12.9+deb12-amd64-unsigned", "6.12.9-1"),
+)
+
+
+def test_newest_abi_with_both_packages_wins_and_61_never_matches_612() -> None:
+    locked = resolve_kernel(KernelSource("6.1", "bookworm", ("bookworm",)), [BOOKWORM])
+    assert locked.abi == "6.1.0-50-amd64"
+    assert locked.headers.package == "linux-headers-6.1.0-50-amd64"
+    assert locked.image.version == "6.1.176-1"
+
+
+def test_signed_image_is_the_fallback_and_backports_naming() -> None:
+    text = index(("linux-headers-7.3.4+deb13-amd64", "7.3.4-1~bpo13+1"),
+                 ("linux-image-7.3.4+deb13-amd64", "7.3.4-1~bpo13+1"))
+    locked = resolve_kernel(KernelSource("7.3", "trixie-backports", ("trixie",
+                                                                     "trixie-backports")),
+                            [text])
+    assert locked.image.package == "linux-image-7.3.4+deb13-amd64"
+
+
+def test_ubuntu_style_patterns() -> None:
+    text = index(("linux-headers-6.8.0-45-generic", "6.8.0-45.45"),
+                 ("linux-image-unsigned-6.8.0-45-generic", "6.8.0-45.45"),
+                 ("linux-headers-6.8.0-40-generic", "6.8.0-40.40"),
+                 ("linux-image-unsigned-6.8.0-40-generic", "6.8.0-40.40"))
+    source = KernelSource("6.8", "noble", ("noble",), mirror="http://archive.ubuntu.com/ubuntu",
+                          abi=r"{version}\.0-[0-9]+-generic",
+                          image="linux-image-unsigned-{abi}")
+    assert resolve_kernel(source, [text]).abi == "6.8.0-45-generic"
+
+
+def test_no_match_explains_what_was_searched() -> None:
+    with pytest.raises(InputError, match="kernel 6.8: no package pair"):
+        resolve_kernel(KernelSource("6.8", "bookworm", ("bookworm",)), [BOOKWORM])
+
+
+def test_lock_round_trip_and_staleness(tmp_path: Path) -> None:
+    source = KernelSource("6.1", "bookworm", ("bookworm",))
+    locked = resolve_kernel(source, [BOOKWORM])
+    path = tmp_path / "matrix.lock"
+    write_lock(path, {"6.1": locked})
+    assert read_lock(path) == {"6.1": locked}
+    assert check_lock([source], read_lock(path), path)["6.1"] == locked
+    changed = KernelSource("6.1", "bookworm", ("bookworm", "bookworm-backports"))
+    with pytest.raises(InputError, match="changed in matrix.yml.*run `pipeline lock`"):
+        check_lock([changed], read_lock(path), path)
+    with pytest.raises(InputError, match="kernel 6.12 is not in matrix.lock"):
+        check_lock([KernelSource("6.12", "trixie", ("trixie",))], {}, path)
+
+
+def test_image_tags_follow_content(tmp_path: Path) -> None:
+    locked = resolve_kernel(KernelSource("6.1", "bookworm", ("bookworm",)), [BOOKWORM])
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("flavours.yml", "Dockerfile.j2"):
+        (images / name).write_text((ROOT / "images" / name).read_text())
+    base = ImageBase()
+    catalog = ImageCatalog(images)
+    flavour = catalog.render("kbuild", locked, base)
+    assert "linux-headers-6.1.0-50-amd64=6.1.176-1" in flavour.packages
+    assert flavour.env["KDIR"] == "/usr/src/linux-headers-6.1.0-50-amd64"
+    dockerfile = catalog.dockerfile(flavour, base, rootfs_tag(flavour))
+    tag = image_tag(flavour, dockerfile, locked)
+    assert tag.startswith("kmatrix/kbuild-6.1:")
+    assert tag == image_tag(flavour, catalog.dockerfile(flavour, base, rootfs_tag(flavour)),
+                            locked)
+    # an edited template gives a new tag; the registry base renders FROM debian:<suite>
+    (images / "Dockerfile.j2").write_text((images / "Dockerfile.j2").read_text() + "\n# x\n")
+    edited = ImageCatalog(images)
+    assert image_tag(flavour, edited.dockerfile(flavour, base, rootfs_tag(flavour)),
+                     locked) != tag
+    registry = edited.dockerfile(flavour, ImageBase(mode="registry"), "unused")
+    assert registry.startswith("FROM debian:bookworm")
+    assert "apt-get install -y --no-install-recommends gcc make" in registry
+
+
+def test_mmdebstrap_command_shares_the_apt_cache(tmp_path: Path) -> None:
+    catalog = ImageCatalog(ROOT / "images")
+    flavour = catalog.render("rust", None, ImageBase())
+    cmd = mmdebstrap_command(flavour, tmp_path / "r.tar", tmp_path / "apt")
+    assert cmd[0] == "mmdebstrap" and "--variant=apt" in cmd
+    assert f"--setup-hook=sync-in {tmp_path / 'apt'} /var/cache/apt/archives/" in cmd
+    assert cmd[-1] == "deb http://deb.debian.org/debian trixie main"
