@@ -54,16 +54,16 @@ def test_broken_module_fails_with_compiler_error_in_junit(project_copy: Path) ->
 
 
 def test_crate_test_runs_offline_and_reports_each_test(tmp_path: Path) -> None:
-    proc = run_cli("run", "--job", "crate-test/userspace", "--reports", str(tmp_path))
+    proc = run_cli("run", "--job", "crate-test/pairs.userspace", "--reports", str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     cases = _cases(tmp_path / "latest" / "junit.xml")
     steps = {k for k in cases if k.endswith(("::fetch", "::build"))}
-    assert steps == {"crate-test/userspace::fetch", "crate-test/userspace::build"}
-    libtest = [c for k, c in cases.items() if "crate-test/userspace.test" in k]
+    assert steps == {"crate-test/pairs.userspace::fetch", "crate-test/pairs.userspace::build"}
+    libtest = [c for k, c in cases.items() if "crate-test/pairs.userspace.test" in k]
     assert len(libtest) >= 10, sorted(cases)
     assert all(c.time is not None for c in libtest)
     assert all(not c.result for c in libtest)
-    log = (tmp_path / "latest" / "crate-test" / "userspace" / "log.txt").read_text()
+    log = (tmp_path / "latest" / "crate-test" / "pairs.userspace" / "log.txt").read_text()
     assert "== step test (no network" in log and "== step fetch (network" in log
 
 

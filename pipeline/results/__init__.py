@@ -1,0 +1,1 @@
+"""Converters from test-runner output to JUnit XML."""
