@@ -328,8 +328,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if args.output:
         xml.write(args.output, pretty=True)
     else:
-        sys.stdout.write(xml.tostring().decode() if hasattr(xml, "tostring") else
-                         _xml_text(xml))
+        sys.stdout.write(_xml_text(xml))
     return EXIT_OK
 
 
