@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -184,18 +185,14 @@ class ContainerRunner:
     def _kill(self, container: Any) -> None:
         import docker.errors
 
-        try:
+        with contextlib.suppress(docker.errors.APIError):
             container.kill()
-        except docker.errors.APIError:
-            pass
 
     def _remove(self, container: Any) -> None:
         import docker.errors
 
-        try:
+        with contextlib.suppress(docker.errors.APIError):
             container.remove(force=True)
-        except docker.errors.APIError:
-            pass
         with self._guard:
             self._live.pop(container.id, None)
 
@@ -229,8 +226,6 @@ def reclaim(path: Path) -> None:
         return
     for root, dirs, files in os.walk(path):
         for name in dirs + files:
-            try:
+            with contextlib.suppress(OSError):
                 os.lchown(os.path.join(root, name), 0, 0)
-            except OSError:
-                pass
     os.chown(path, 0, 0)

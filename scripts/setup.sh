@@ -29,11 +29,15 @@ fi
 mkdir -p .stamps
 stamp=".stamps/venv-$(cat pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ] || [ ! -x .venv/bin/pipeline ]; then
-  echo "setup: creating .venv from pyproject.toml"
-  rm -rf .venv .stamps/venv-*
-  "$PYTHON" -m venv .venv
-  .venv/bin/pip install -q --upgrade pip
+  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c '' 2>/dev/null; then
+    echo "setup: creating .venv"
+    rm -rf .venv
+    "$PYTHON" -m venv .venv
+    .venv/bin/pip install -q --upgrade pip
+  fi
+  echo "setup: installing Python dependencies from pyproject.toml into .venv"
   .venv/bin/pip install -q -e '.[test]'
+  rm -f .stamps/venv-*
   touch "$stamp"
 fi
 
