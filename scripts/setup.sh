@@ -36,7 +36,9 @@ if [ ! -f "$stamp" ] || [ ! -x .venv/bin/pipeline ]; then
     .venv/bin/pip install -q --upgrade pip
   fi
   echo "setup: installing Python dependencies from pyproject.toml into .venv"
-  .venv/bin/pip install -q -e '.[test]'
+  if ! .venv/bin/pip install -q -e '.[test]' >.stamps/pip.log 2>&1; then
+    cat .stamps/pip.log >&2; echo "setup: pip install failed (log above)" >&2; exit 2
+  fi
   rm -f .stamps/venv-*
   touch "$stamp"
 fi
