@@ -1,0 +1,257 @@
+"""Compare a run's test results with an earlier run of the same matrix (pure but for loading).
+
+A test is identified by (job id, test name), where the job id is the JUnit suite name the
+runner gives each job (`kmod-build/6.1`) and the test name is `classname.name`, the same
+name summary.json's `failing` lists. Statuses are passed, failed, error and skipped;
+failed and error count as failing.
+
+Only jobs that ran in the current run are compared, so a run filtered with `--kernel 6.1`
+does not report the other kernels' tests as removed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from junitparser import JUnitXml, TestSuite
+
+PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
+FAILING = frozenset({FAILED, ERROR})
+# When a test name occurs twice in one job, the worse outcome wins.
+_RANK = {PASSED: 0, SKIPPED: 1, FAILED: 2, ERROR: 3}
+
+
+@dataclass(frozen=True)
+class TestStatus:
+    """The outcome of one test case in one job."""
+
+    __test__ = False  # not a pytest class
+
+    job: str
+    name: str
+    status: str
+    message: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.job, self.name)
+
+    @property
+    def failing(self) -> bool:
+        return self.status in FAILING
+
+
+TestStatuses = Mapping[tuple[str, str], TestStatus]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One test in a regressions list, with its status now and in the baseline."""
+
+    job: str
+    name: str
+    status: str | None  # None: not in the current run (removed)
+    message: str
+    baseline_status: str | None  # None: not in the baseline (new test)
+    baseline_message: str = ""
+
+    @property
+    def short_name(self) -> str:
+        """The test name without its job id prefix (`build` for `kmod-build/6.1.build`)."""
+        prefix = f"{self.job}."
+        return self.name[len(prefix):] if self.name.startswith(prefix) else self.name
+
+
+@dataclass
+class Regressions:
+    """Differences between a run and its baseline, each list sorted by job and name.
+
+    newly_failing: failing now, passing/skipped/absent in the baseline
+    fixed:         failing in the baseline, passing or skipped now
+    still_failing: failing in both
+    new_tests:     only in the current run (any status; a failing one is also newly_failing)
+    removed_tests: only in the baseline, in a job the current run ran (removed or not run,
+                   e.g. tests after a failed build step)
+    """
+
+    baseline_run: str | None = None
+    newly_failing: list[Change] = field(default_factory=list)
+    fixed: list[Change] = field(default_factory=list)
+    still_failing: list[Change] = field(default_factory=list)
+    new_tests: list[Change] = field(default_factory=list)
+    removed_tests: list[Change] = field(default_factory=list)
+
+    @property
+    def has_regressions(self) -> bool:
+        return bool(self.newly_failing)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "newly_failing": len(self.newly_failing), "fixed": len(self.fixed),
+            "still_failing": len(self.still_failing), "new_tests": len(self.new_tests),
+            "removed_tests": len(self.removed_tests),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        def rows(changes: list[Change]) -> list[dict[str, Any]]:
+            return [c.__dict__.copy() for c in changes]
+
+        return {"baseline": self.baseline_run, "newly_failing": rows(self.newly_failing),
+                "fixed": rows(self.fixed), "still_failing": rows(self.still_failing),
+                "new_tests": rows(self.new_tests), "removed_tests": rows(self.removed_tests)}
+
+
+def compare(current: TestStatuses | Iterable[TestStatus],
+            baseline: TestStatuses | Iterable[TestStatus],
+            baseline_run: str | None = None) -> Regressions:
+    """Classify every test of `current` against `baseline` (pure)."""
+    now = _index(current)
+    before = _index(baseline)
+    jobs_now = {job for job, _ in now}
+    out = Regressions(baseline_run=baseline_run)
+    for key in sorted(now.keys() | before.keys()):
+        cur, old = now.get(key), before.get(key)
+        if cur is None and key[0] not in jobs_now:
+            continue  # the job did not run this time: nothing to say about its tests
+        change = Change(
+            job=key[0], name=key[1],
+            status=cur.status if cur else None, message=cur.message if cur else "",
+            baseline_status=old.status if old else None,
+            baseline_message=old.message if old else "",
+        )
+        if cur is None:
+            out.removed_tests.append(change)
+            continue
+        if old is None:
+            out.new_tests.append(change)
+        if cur.failing and (old is None or not old.failing):
+            out.newly_failing.append(change)
+        elif cur.failing and old is not None and old.failing:
+            out.still_failing.append(change)
+        elif old is not None and old.failing:
+            out.fixed.append(change)
+    return out
+
+
+def _index(statuses: TestStatuses | Iterable[TestStatus]) -> dict[tuple[str, str], TestStatus]:
+    if isinstance(statuses, Mapping):
+        return dict(statuses)
+    return {s.key: s for s in statuses}
+
+
+# --- loading ---------------------------------------------------------------------------
+
+def _case_status(case: Any) -> tuple[str, str]:
+    status, message = PASSED, ""
+    for result in case.result:
+        kind = type(result).__name__
+        found = {"Failure": FAILED, "Error": ERROR, "Skipped": SKIPPED}.get(kind)
+        if found and _RANK[found] > _RANK[status]:
+            status, message = found, (result.message or "")
+    return status, message
+
+
+def statuses_from_xml(xml: JUnitXml | TestSuite, job: str | None = None
+                      ) -> dict[tuple[str, str], TestStatus]:
+    """Test statuses of a parsed JUnit document; the job is each suite's name unless given."""
+    suites = [xml] if isinstance(xml, TestSuite) else list(xml)
+    out: dict[tuple[str, str], TestStatus] = {}
+    for suite in suites:
+        suite_job = job or suite.name or ""
+        for case in suite:
+            classname = case.classname or ""
+            name = f"{classname}.{case.name}" if classname else (case.name or "")
+            status, message = _case_status(case)
+            job_id = suite_job or classname
+            key = (job_id, name)
+            previous = out.get(key)
+            if previous is None or _RANK[status] > _RANK[previous.status]:
+                out[key] = TestStatus(job_id, name, status, message)
+    return out
+
+
+def load_junit(path: Path, job: str | None = None) -> dict[tuple[str, str], TestStatus]:
+    """Test statuses of one JUnit file (empty if it is missing or unreadable)."""
+    try:
+        xml = JUnitXml.fromfile(str(path))
+    except Exception:  # missing file, or any of the XML parsers' errors
+        return {}
+    return statuses_from_xml(xml, job)
+
+
+def load_run(run_dir: Path) -> dict[tuple[str, str], TestStatus]:
+    """Test statuses of a run: its merged junit.xml, else each job's junit.xml."""
+    merged = run_dir / "junit.xml"
+    if merged.is_file():
+        found = load_junit(merged)
+        if found:
+            return found
+    out: dict[tuple[str, str], TestStatus] = {}
+    summary = _read_summary(run_dir)
+    for row in (summary or {}).get("results", []):
+        directory = row.get("directory") or row.get("id")
+        if directory:
+            out.update(load_junit(run_dir / directory / "junit.xml", job=row.get("id")))
+    return out
+
+
+def compare_runs(run_dir: Path, baseline_dir: Path) -> Regressions:
+    """compare() of two run directories."""
+    return compare(load_run(run_dir), load_run(baseline_dir), baseline_run=baseline_dir.name)
+
+
+def _read_summary(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _same_path(a: str | Path, b: str | Path) -> bool:
+    if str(a) == str(b):
+        return True
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def find_baseline(reports_dir: Path, run_dir: Path, matrix_path: Path | str) -> Path | None:
+    """The newest run before run_dir of the same matrix (by summary.json), or None.
+
+    Runs without a readable summary.json (still running, crashed) and symlinks such as
+    reports/latest are skipped. "Before" is by the summaries' `started` times when both
+    have one, else by run id (ids sort by time: 20261127-154601-3fa2).
+    """
+    if not reports_dir.is_dir():
+        return None
+    mine = _read_summary(run_dir) or {}
+    my_key = (str(mine.get("started", "")), run_dir.name)
+    candidates: list[tuple[tuple[str, str], Path]] = []
+    for entry in reports_dir.iterdir():
+        if entry.is_symlink() or not entry.is_dir() or entry.name.startswith("."):
+            continue
+        if _same_path(entry, run_dir):
+            continue
+        summary = _read_summary(entry)
+        if summary is None or not _same_path(summary.get("matrix", ""), matrix_path):
+            continue
+        key = (str(summary.get("started", "")), entry.name)
+        earlier = key < my_key if (key[0] and my_key[0]) else entry.name < run_dir.name
+        if earlier:
+            candidates.append((key, entry))
+    if not candidates:
+        return None
+    return max(candidates)[1]
+
+
+def regressions_for(reports_dir: Path, run_dir: Path, matrix_path: Path | str
+                    ) -> Regressions | None:
+    """compare_runs() against find_baseline(), or None when there is no earlier run."""
+    baseline = find_baseline(reports_dir, run_dir, matrix_path)
+    return compare_runs(run_dir, baseline) if baseline else None

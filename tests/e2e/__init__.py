@@ -1,0 +1,1 @@
+"""Browser tests: rendered pages opened in headless Chromium."""
