@@ -54,7 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reports", metavar="DIR", help="reports directory (default: ./reports "
                    "next to matrix.yml)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--baseline", metavar="RUN", help="compare with this run (id or directory) "
+                   "instead of the previous run of the same matrix")
     p.add_argument("-v", "--verbose", action="store_true", help="stream job output")
+
+    p = sub.add_parser("runs", help="list past runs in reports/")
+    p.add_argument("--reports", metavar="DIR", help="reports directory")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("report", help="reprint a run's summary and rewrite its index.html")
+    p.add_argument("run", nargs="?", default="latest", help="run id or directory (default: "
+                   "latest)")
+    p.add_argument("--reports", metavar="DIR", help="reports directory")
+    p.add_argument("--baseline", metavar="RUN", help="compare with this run")
+    p.add_argument("--open", action="store_true", help="open index.html in a browser")
+    p.add_argument("--json", action="store_true", help="print summary.json")
 
     p = sub.add_parser("job", help="run exactly one job (no needs), as a Buildbot step does")
     p.add_argument("job_id", metavar="JOB_ID", help="an id from `pipeline list`")
@@ -197,6 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from pipeline.executor import docker_client
     from pipeline.plan import select
+    from pipeline.progress import Progress
     from pipeline.report import (
         create_run_dir,
         new_run_id,
@@ -220,31 +235,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = datetime.now(UTC)
     ctx = _context(matrix, selection.jobs, run_id, run_dir, say, args.verbose)
     containers = ctx.containers
-    scheduler = Scheduler(
-        lambda job: run_job(ctx, job), args.jobs or default_parallelism(), args.fail_fast,
-        on_start=lambda job: say(f"START  {job.id}"),
-        on_finish=lambda job, r: say(f"{r.status.upper():<6} {job.id} ({r.seconds:.1f} s)"
-                                     + (f": {r.message}" if r.message else "")),
-    )
+    progress = Progress(console, selection.jobs, live=console.is_terminal and not args.verbose
+                        and not args.json)
+    scheduler = Scheduler(lambda job: run_job(ctx, job), args.jobs or default_parallelism(),
+                          args.fail_fast, on_start=progress.start, on_finish=progress.finish)
 
     def interrupt(signum: int, _frame: Any) -> None:
-        say(f"pipeline: {signal.Signals(signum).name}: stopping this run's containers")
+        progress.say(f"pipeline: {signal.Signals(signum).name}: stopping this run's containers")
         scheduler.interrupted.set()
         threading.Thread(target=containers.stop_all, daemon=True).start()
 
     old = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     say(f"run {run_id}: {len(selection.jobs)} jobs, up to {scheduler.parallel} at once")
     try:
-        results = scheduler.run(selection.jobs)
+        with progress:
+            results = scheduler.run(selection.jobs)
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
     summary = write_summary(run_dir, run_id, matrix.path, selection.jobs, results, started)
     point_latest(reports, run_dir)
+    regressions, index = _html_and_regressions(reports, run_dir, matrix.path, args.baseline)
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps({**summary, "regressions": regressions.to_json() if regressions
+                          else None, "html": str(index)}, indent=2))
     else:
-        render_summary(summary, console, run_dir)
+        render_summary(summary, console, run_dir, regressions, index)
     if scheduler.interrupted.is_set():
         return 130
     return EXIT_OK if summary["status"] == "passed" else EXIT_FAILED
@@ -302,6 +318,86 @@ def cmd_job(args: argparse.Namespace) -> int:
     return EXIT_OK if result.status == PASSED else EXIT_FAILED
 
 
+def _resolve_run(reports: Path, run: str) -> Path:
+    candidate = Path(run)
+    for path in (candidate, reports / run):
+        if path.is_dir() and (path / "summary.json").is_file():
+            return path.resolve()
+    known = sorted(p.name for p in reports.glob("*") if (p / "summary.json").is_file())
+    raise InputError(f"no run {run!r} in {reports}",
+                     hint=f"known runs: {', '.join(known[-5:])}" if known
+                     else "run `pipeline run` first")
+
+
+def _html_and_regressions(reports: Path, run_dir: Path, matrix_path: Path,
+                          baseline: str | None) -> tuple[Any, Path]:
+    from pipeline.html_report import write_html
+    from pipeline.regressions import compare_runs, regressions_for
+
+    if baseline:
+        regressions = compare_runs(run_dir, _resolve_run(reports, baseline))
+    else:
+        regressions = regressions_for(reports, run_dir, matrix_path)
+    return regressions, write_html(run_dir, regressions)
+
+
+def _reports_dir(args: argparse.Namespace) -> Path:
+    if args.reports:
+        return Path(args.reports)
+    try:
+        return find_matrix(explicit=args.matrix).parent / "reports"
+    except InputError:
+        return Path("reports")
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    reports = _reports_dir(args)
+    rows = []
+    for path in sorted(reports.glob("*")):
+        if path.is_symlink() or not (path / "summary.json").is_file():
+            continue
+        try:
+            summary = json.loads((path / "summary.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        tests = summary.get("tests", {})
+        rows.append({"run": path.name, "status": summary.get("status"),
+                     "started": summary.get("started"), "jobs": summary.get("jobs", {}),
+                     "tests": tests, "path": str(path)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if not rows:
+        print(f"no runs in {reports}")
+    for row in rows:
+        jobs = ", ".join(f"{n} {s}" for s, n in row["jobs"].items())
+        failed = row["tests"].get("failures", 0) + row["tests"].get("errors", 0)
+        print(f"{row['run']}  {row['status']:<7} {row['started']}  jobs: {jobs}; "
+              f"tests: {row['tests'].get('total', 0)} ({failed} failed)")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from pipeline.report import render_summary
+
+    reports = _reports_dir(args)
+    run_dir = _resolve_run(reports, args.run)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    regressions, index = _html_and_regressions(reports, run_dir, Path(summary["matrix"]),
+                                               args.baseline)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        render_summary(summary, Console(), run_dir, regressions, index)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(index.as_uri())
+    return EXIT_OK if summary.get("status") == "passed" else EXIT_FAILED
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from junitparser import JUnitXml
 
@@ -342,7 +438,8 @@ def _xml_text(xml: Any) -> str:
 
 COMMANDS = {
     "validate": cmd_validate, "list": cmd_list, "schema": cmd_schema, "lock": cmd_lock,
-    "run": cmd_run, "job": cmd_job, "images": cmd_images, "convert": cmd_convert,
+    "run": cmd_run, "runs": cmd_runs, "report": cmd_report, "job": cmd_job,
+    "images": cmd_images, "convert": cmd_convert,
     "master": lambda a: __import__("pipeline.buildbot.control").buildbot.control.cmd_master(a),
     "hook": lambda a: __import__("pipeline.buildbot.control").buildbot.control.cmd_hook(a),
 }

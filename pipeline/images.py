@@ -171,6 +171,15 @@ def image_tag(flavour: Flavour, dockerfile: str, kernel: LockedKernel | None) ->
     return f"{repo.lower()}:{digest}"
 
 
+SYNC_OUT = (
+    # copy new .debs into the shared cache atomically (tmp + mv) under a lock, so parallel
+    # bootstraps can read the cache while another one adds to it
+    'flock {cache}/.lock sh -c \'for f in "$1"/var/cache/apt/archives/*.deb; do '
+    'b=$(basename "$f"); [ -e "{cache}/$b" ] || '
+    '{{ cp "$f" "{cache}/.$b.tmp" && mv "{cache}/.$b.tmp" "{cache}/$b"; }}; done\' sh "$1"'
+)
+
+
 def mmdebstrap_command(flavour: Flavour, target: Path, apt_cache: Path) -> list[str]:
     """The mmdebstrap command line that writes the flavour's rootfs tarball."""
     cmd = [
@@ -181,7 +190,7 @@ def mmdebstrap_command(flavour: Flavour, target: Path, apt_cache: Path) -> list[
         "--skip=essential/unlink",
         "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/",
         f"--setup-hook=sync-in {apt_cache} /var/cache/apt/archives/",
-        f"--customize-hook=sync-out /var/cache/apt/archives {apt_cache}",
+        "--customize-hook=" + SYNC_OUT.format(cache=apt_cache),
         "--aptopt=Acquire::Retries \"3\"",
     ]
     if flavour.keyring:
@@ -277,12 +286,10 @@ class ImageBuilder:
                 cmd = mmdebstrap_command(flavour, tarball, apt_cache)
                 self.log(f"bootstrapping rootfs {tag} ({flavour.suite}: "
                          f"{' '.join(flavour.packages)})")
-                # One bootstrap at a time writes the shared apt cache.
-                with _file_lock(self.cache / "locks" / "apt-archives"):
-                    proc = subprocess.run(
-                        cmd, capture_output=True, text=True, check=False,
-                        env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"},
-                    )
+                proc = subprocess.run(
+                    cmd, capture_output=True, text=True, check=False,
+                    env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"},
+                )
                 (self.cache / "logs").mkdir(exist_ok=True)
                 log_path = self.cache / "logs" / f"{_safe(tag)}.mmdebstrap.log"
                 log_path.write_text(proc.stdout + proc.stderr)

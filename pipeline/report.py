@@ -73,8 +73,9 @@ def write_summary(run_dir: Path, run_id: str, matrix_path: Path, jobs: list[Job]
     return summary
 
 
-def render_summary(summary: dict[str, Any], console: Any, run_dir: Path) -> None:
-    """Print the end-of-run table and the failing tests."""
+def render_summary(summary: dict[str, Any], console: Any, run_dir: Path,
+                   regressions: Any = None, index: Path | None = None) -> None:
+    """Print the end-of-run table, the failing tests and the changes since the baseline."""
     from rich.table import Table
 
     table = Table(title=f"run {summary['run']}", show_lines=False)
@@ -93,9 +94,20 @@ def render_summary(summary: dict[str, Any], console: Any, run_dir: Path) -> None
                       highlight=False, markup=True)
     if len(failing) > 20:
         console.print(f"... and {len(failing) - 20} more failing tests (see junit.xml)")
+    if regressions is not None:
+        base = regressions.baseline_run or "the previous run"
+        for title, items, style in (("newly failing", regressions.newly_failing, "red"),
+                                    ("fixed", regressions.fixed, "green"),
+                                    ("still failing", regressions.still_failing, "yellow")):
+            if items:
+                console.print(f"[{style}]{len(items)} {title}[/] since {base}:")
+                for change in items[:10]:
+                    console.print(f"  {change.job}: {change.name}", highlight=False)
+        if not (regressions.newly_failing or regressions.fixed or regressions.still_failing):
+            console.print(f"no test changed status since {base}", highlight=False)
     tests = summary["tests"]
     console.print(
         f"{tests['total'] - tests['failures'] - tests['errors'] - tests['skipped']} passed, "
         f"{tests['failures'] + tests['errors']} failed, {tests['skipped']} skipped tests; "
         f"jobs: " + ", ".join(f"{n} {s}" for s, n in summary["jobs"].items())
-        + f"\nreport: {run_dir}", highlight=False)
+        + f"\nreport: {index or run_dir}", highlight=False)
