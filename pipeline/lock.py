@@ -57,10 +57,16 @@ class KernelSource:
 
 @dataclass(frozen=True)
 class PinnedPackage:
-    """A package name and its exact version."""
+    """A package name, its exact version, and where the .deb is (for direct download)."""
 
     package: str
     version: str
+    filename: str = ""  # path below the mirror, from the index's Filename field
+    sha256: str = ""
+
+    def url(self, mirror: str) -> str:
+        """Download URL of the .deb."""
+        return f"{mirror.rstrip('/')}/{self.filename}"
 
 
 @dataclass(frozen=True)
@@ -138,45 +144,60 @@ def fetch_index(mirror: str, suite: str, component: str, fetch: Fetch) -> str:
     )
 
 
-def scan_packages(index_text: str, wanted: Callable[[str], bool]) -> dict[str, list[str]]:
-    """Versions of the packages whose names pass `wanted`, from a Packages file."""
-    found: dict[str, list[str]] = {}
-    package = None
+def scan_packages(index_text: str,
+                  wanted: Callable[[str], bool]) -> dict[str, list[PinnedPackage]]:
+    """The entries of the packages whose names pass `wanted`, from a Packages file."""
+    found: dict[str, list[PinnedPackage]] = {}
+    fields: dict[str, str] = {}
+
+    def flush() -> None:
+        if "Package" in fields and "Version" in fields:
+            name = fields["Package"]
+            found.setdefault(name, []).append(PinnedPackage(
+                name, fields["Version"], fields.get("Filename", ""), fields.get("SHA256", "")))
+        fields.clear()
+
+    keep = False
     for line in index_text.splitlines():
-        if line.startswith("Package: "):
-            name = line[9:].strip()
-            package = name if wanted(name) else None
-        elif package and line.startswith("Version: "):
-            found.setdefault(package, []).append(line[9:].strip())
-            package = None
+        if not line:
+            flush()
+            keep = False
+        elif line.startswith("Package: "):
+            flush()
+            keep = wanted(line[9:].strip())
+            if keep:
+                fields["Package"] = line[9:].strip()
+        elif keep and line[:1] != " " and ": " in line:
+            key, _, value = line.partition(": ")
+            if key in ("Version", "Filename", "SHA256"):
+                fields[key] = value.strip()
+    flush()
     return found
 
 
 def resolve_kernel(source: KernelSource, indexes: Iterable[str]) -> LockedKernel:
     """Pick the newest ABI for which both the headers and the image package exist."""
     regex = source.headers_regex()
-    versions: dict[str, list[str]] = {}
+    entries: dict[str, list[PinnedPackage]] = {}
     for text in indexes:
-        for name, vers in scan_packages(
-            text, lambda n: n.startswith(("linux-", "linux-headers", "linux-image"))
-        ).items():
-            versions.setdefault(name, []).extend(vers)
+        for name, found in scan_packages(text, lambda n: n.startswith("linux-")).items():
+            entries.setdefault(name, []).extend(found)
+
+    def newest(name: str) -> PinnedPackage:
+        return max(entries[name], key=lambda p: Version(p.version))
+
     candidates: list[tuple[Version, str, PinnedPackage, PinnedPackage]] = []
-    for name, vers in versions.items():
+    for name in entries:
         match = regex.match(name)
         if not match:
             continue
         abi = match.group("abi")
         image_name = next((alt.format(abi=abi) for alt in source.image.split("|")
-                           if alt.format(abi=abi) in versions), None)
+                           if alt.format(abi=abi) in entries), None)
         if image_name is None:
             continue
-        head_ver = max(vers, key=Version)
-        image_ver = max(versions[image_name], key=Version)
-        candidates.append(
-            (Version(head_ver), abi, PinnedPackage(name, head_ver),
-             PinnedPackage(image_name, image_ver))
-        )
+        headers = newest(name)
+        candidates.append((Version(headers.version), abi, headers, newest(image_name)))
     if not candidates:
         raise InputError(
             f"kernel {source.version}: no package pair {source.headers!r} + {source.image!r} "
