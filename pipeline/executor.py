@@ -44,8 +44,13 @@ class ContainerSpec:
     labels: dict[str, str] = field(default_factory=dict)
 
     def command(self) -> list[str]:
-        """The container's command: the step script under bash with strict flags."""
-        return ["bash", "-e", "-o", "pipefail", "-c", self.script]
+        """The container's command: the step script under bash with strict flags.
+
+        stderr is joined to stdout inside the container so the log keeps the order in
+        which lines were written (Docker does not order two streams against each other;
+        cargo prints `Running <target>` on stderr and the test events on stdout).
+        """
+        return ["bash", "-e", "-o", "pipefail", "-c", "exec 2>&1\n" + self.script]
 
     def docker_run_args(self) -> list[str]:
         """Equivalent `docker run` arguments (for reproduce.sh and the benchmark)."""
