@@ -1,0 +1,7 @@
+"""Buildbot integration: a BuildmasterConfig generated from matrix.yml.
+
+`config.build_config()` is what master.cfg calls; `control` runs the embedded default
+(`pipeline master start|stop|status`, `pipeline hook install`); `dashboard` is the
+"Matrix" page (buildbot-wsgi-dashboards). Only `config`, `steps` and `dashboard` import
+Buildbot; `selection` and `settings` are plain Python.
+"""

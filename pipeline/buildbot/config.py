@@ -1,0 +1,241 @@
+"""BuildmasterConfig generated from matrix.yml: one builder per job id.
+
+master.cfg is only:
+
+    from pipeline.buildbot.config import build_config
+    BuildmasterConfig = c = build_config(basedir=basedir, matrix="matrix.yml")
+
+`buildbot reconfig` re-reads matrix.yml (and .buildbot/kmatrix.yml), so editing the matrix
+adds, changes or removes builders.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from buildbot.plugins import changes, schedulers, steps, util, worker
+from twisted.internet import defer
+
+from pipeline.buildbot import selection
+from pipeline.buildbot.settings import Settings, load_settings
+from pipeline.buildbot.steps import CheckNeeds, JobReport, NeedsKicker, can_start_build
+from pipeline.expand import expand
+from pipeline.matrix import load_matrix
+
+POLLER_NAME = "kmatrix"
+PUSH_SCHEDULER = "kmatrix-push"
+FORCE_SCHEDULER = "kmatrix-force"
+DASHBOARD = "matrix"
+
+
+def tags_of(job: Any) -> list[str]:
+    """Builder tags: job kind, each axis value, and `needs` for jobs that wait for others."""
+    tags = [f"job:{job.name}"]
+    if job.kernel is not None:
+        tags.append(f"kernel:{job.kernel}")
+    if job.features is not None:
+        tags.append(f"features:{job.features.name}")
+    if job.needs:
+        tags.append("needs")
+    return tags
+
+
+class MatrixChangeScheduler(schedulers.AnyBranchScheduler):
+    """One buildset per change with exactly the builders whose inputs it touches (plus the
+    jobs that need them and their needs): see selection.builders_for_files."""
+
+    compare_attrs = (*schedulers.AnyBranchScheduler.compare_attrs, "matrix_jobs_key")
+
+    def __init__(self, name: str, jobs: list[Any], **kwargs: Any) -> None:
+        self.matrix_jobs = jobs
+        self.matrix_jobs_key = tuple((j.id, j.needs, j.spec.inputs) for j in jobs)
+        kwargs.setdefault("fileIsImportant", self.is_important)
+        kwargs.setdefault("onlyImportant", True)
+        super().__init__(name=name, builderNames=[j.id for j in jobs], **kwargs)
+
+    def is_important(self, change: Any) -> bool:
+        """A change is important when one of its files matches a job's inputs."""
+        return selection.important(self.matrix_jobs, list(change.files or []))
+
+    @defer.inlineCallbacks
+    def addBuildsetForChanges(self, changeids: Any = None, builderNames: Any = None,
+                              **kwargs: Any) -> Any:
+        files: list[str] = []
+        for changeid in changeids or []:
+            change = yield self.master.db.changes.getChange(changeid)
+            if not change.files:
+                files = []
+                break
+            files.extend(change.files)
+        names = selection.builders_for_files(self.matrix_jobs, files)
+        if builderNames:
+            names = [n for n in names if n in builderNames]
+        if not names:
+            return None
+        result = yield super().addBuildsetForChanges(changeids=changeids, builderNames=names,
+                                                     **kwargs)
+        return result
+
+
+class MatrixForceScheduler(schedulers.ForceScheduler):
+    """Force a kernel / feature set / job kind: the chosen cells plus their needs."""
+
+    def __init__(self, name: str, jobs: list[Any], **kwargs: Any) -> None:
+        self.matrix_jobs = jobs
+        self.matrix_choices = {p.name: list(p.choices) for p in kwargs.get("properties", [])
+                               if hasattr(p, "choices")}
+        super().__init__(name=name, builderNames=[j.id for j in jobs], **kwargs)
+
+    def addBuildsetForSourceStampsWithDefaults(self, reason: str, sourcestamps: Any = None,
+                                               properties: Any = None, builderNames: Any = None,
+                                               **kw: Any) -> Any:
+        props = properties.asDict() if properties is not None else {}
+
+        def prop(name: str) -> str:
+            return str(props.get(name, (selection.ALL,))[0] or selection.ALL)
+
+        names = selection.builders_for_force(
+            self.matrix_jobs, kernel=prop("kernel"), features=prop("features"),
+            job_name=prop("job"),
+            among=None if builderNames is None or set(builderNames) == {
+                j.id for j in self.matrix_jobs} else builderNames)
+        if builderNames:
+            # needs of the chosen builders are always added, even outside the clicked set
+            names = selection.close(
+                self.matrix_jobs, {n for n in names if n in builderNames} or set(names),
+                dependents=False)
+        if not names:
+            raise KeyError("no builder matches the chosen kernel / feature set / job")
+        return super().addBuildsetForSourceStampsWithDefaults(
+            reason, sourcestamps, properties=properties, builderNames=names, **kw)
+
+
+class PipelineJob(steps.ShellCommand):
+    """`pipeline job ID --dir R --needs-dir R` on the worker; log.txt followed live."""
+
+    renderables = ["logfiles"]
+
+
+def _factory(job: Any, settings: Settings, artifacts_url: str) -> util.BuildFactory:
+    results = str(settings.results)
+    revision_dir = util.Interpolate(f"{results}/%(prop:got_revision)s")
+    factory = util.BuildFactory()
+    if job.needs:
+        factory.addStep(CheckNeeds(list(job.needs), results))
+    factory.addStep(steps.Git(
+        name="checkout", repourl=settings.repo, mode="full", method="clean",
+        workdir="build", haltOnFailure=True, logEnviron=False))
+    factory.addStep(PipelineJob(
+        name="job", description=f"{job.id}", descriptionDone=f"{job.id}",
+        command=[*settings.pipeline, "--matrix", "matrix.yml", "job", job.id,
+                 "--dir", revision_dir, "--needs-dir", revision_dir],
+        workdir="build",
+        logfiles={"log.txt": util.Interpolate(
+            f"{results}/%(prop:got_revision)s/{job.id}/log.txt")},
+        timeout=None, maxTime=job.timeout + 600, logEnviron=False,
+        env={"PYTHONUNBUFFERED": "1"}, haltOnFailure=False))
+    factory.addStep(JobReport(job.id, results, str(settings.basedir / "artifacts"),
+                              artifacts_url))
+    return factory
+
+
+def master_dir(buildbot_basedir: str | None, project: str | os.PathLike[str]) -> Path:
+    """The master directory: $KMATRIX_BUILDBOT_DIR, else Buildbot's basedir when it is a
+    master directory (has buildbot.tac), else <project>/.buildbot."""
+    explicit = os.environ.get("KMATRIX_BUILDBOT_DIR")
+    if explicit:
+        return Path(explicit).resolve()
+    if buildbot_basedir and (Path(buildbot_basedir) / "buildbot.tac").is_file():
+        return Path(buildbot_basedir).resolve()
+    return (Path(project) / ".buildbot").resolve()
+
+
+def build_config(basedir: str | os.PathLike[str] = ".", matrix: str | os.PathLike[str] = "",
+                 settings: Settings | None = None) -> dict[str, Any]:
+    """The BuildmasterConfig dictionary for this matrix and master directory."""
+    basedir = Path(basedir).resolve()
+    matrix_path = Path(matrix or basedir.parent / "matrix.yml")
+    if not matrix_path.is_absolute():
+        matrix_path = (basedir.parent / matrix_path).resolve()
+    settings = settings or load_settings(basedir)
+    if not settings.repo:
+        settings.repo = str(matrix_path.parent)
+    loaded = load_matrix(matrix_path)
+    jobs = expand(loaded)
+    url = settings.www_url
+    artifacts_url = f"{url}plugins/wsgi_dashboards/{DASHBOARD}/artifacts/"
+    needs_of = {j.id: list(j.needs) for j in jobs if j.needs}
+    workers = [worker.Worker(w.name, w.password, max_builds=w.max_builds)
+               for w in settings.workers]
+    worker_names = [w.name for w in settings.workers]
+
+    builders = [
+        util.BuilderConfig(
+            name=job.id, workernames=worker_names, factory=_factory(job, settings,
+                                                                     artifacts_url),
+            tags=tags_of(job), canStartBuild=can_start_build(needs_of),
+            description=f"{job.name} {' '.join(job.axes().values())}".strip(),
+            properties={"kmatrix_job": job.name, **{f"kmatrix_{k}": v
+                                                   for k, v in job.axes().items()}},
+        )
+        for job in jobs
+    ]
+    branch_filter = util.ChangeFilter(branch=settings.branches) if settings.branches else None
+    kernels = list(loaded.kernels)
+    features = list(loaded.features)
+    job_names = list(dict.fromkeys(j.name for j in jobs))
+    scheds: list[Any] = [
+        MatrixChangeScheduler(PUSH_SCHEDULER, jobs, treeStableTimer=None,
+                              change_filter=branch_filter),
+        MatrixForceScheduler(
+            FORCE_SCHEDULER, jobs, label="Run matrix cells",
+            buttonName="Start",
+            properties=[
+                util.ChoiceStringParameter(name="kernel", label="Kernel",
+                                           choices=[selection.ALL, *kernels],
+                                           default=selection.ALL),
+                util.ChoiceStringParameter(name="features", label="Feature set",
+                                           choices=[selection.ALL, *features],
+                                           default=selection.ALL),
+                util.ChoiceStringParameter(name="job", label="Job kind",
+                                           choices=[selection.ALL, *job_names],
+                                           default=selection.ALL),
+            ]),
+    ]
+
+    from pipeline.buildbot.dashboard import create_app
+
+    dashboard = create_app(jobs, loaded, settings)
+    bind = settings.bind
+    config: dict[str, Any] = {
+        "title": f"kmatrix: {matrix_path.parent.name}",
+        "titleURL": url,
+        "buildbotURL": url,
+        "workers": workers,
+        "protocols": {"pb": {"port": f"tcp:{settings.pb_port}:interface={bind}"}},
+        "change_source": [changes.GitPoller(
+            repourl=settings.repo, name=POLLER_NAME,
+            branches=settings.branches or True,
+            workdir=str(basedir / "gitpoller-work"),
+            pollInterval=settings.poll_interval, pollAtLaunch=True)],
+        "schedulers": scheds,
+        "builders": builders,
+        "services": [NeedsKicker(waiting=sorted(needs_of))],
+        "collapseRequests": False,
+        "db": {"db_url": settings.db_url},
+        "buildbotNetUsageData": None,
+        "www": {
+            "port": f"tcp:{settings.www_port}:interface={bind}",
+            "change_hook_dialects": {"poller": {"allowed": [POLLER_NAME]}},
+            "plugins": {
+                "waterfall_view": {}, "console_view": {}, "grid_view": {},
+                "wsgi_dashboards": [{
+                    "name": DASHBOARD, "caption": "Matrix", "app": dashboard,
+                    "order": 5, "icon": "th",
+                }],
+            },
+        },
+    }
+    return config

@@ -1,0 +1,162 @@
+"""Config generation from a matrix: builders, tags, change filtering, force choices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.buildbot import selection
+from pipeline.expand import expand
+from pipeline.matrix import load_matrix_text
+
+MATRIX = """\
+version: 1
+kernels:
+  "6.1": {suite: bookworm}
+  "6.12": {suite: trixie}
+features:
+  default: {}
+  userspace: {no-default-features: true, features: [userspace]}
+jobs:
+  kmod-build:
+    over: [kernel]
+    image: kbuild
+    inputs: ["kernel/**"]
+    run: make
+  crate-test:
+    over: [features]
+    image: rust
+    inputs: ["userspace/**"]
+    run: cargo test
+  vm-test:
+    over: [kernel]
+    image: vm
+    needs: [kmod-build, crate-test]
+    inputs: ["tests/vm/**"]
+    run: boot
+  docs:
+    image: rust
+    run: "true"
+"""
+
+LOCK = Path(__file__).resolve().parents[2] / "matrix.lock"
+
+
+def _jobs():
+    return expand(load_matrix_text(MATRIX))
+
+
+def test_file_globs():
+    assert selection.file_matches("kernel/vexfs.c", ["kernel/**"])
+    assert selection.file_matches("kernel/include/uapi/x.h", ["kernel/**"])
+    assert not selection.file_matches("userspace/src/lib.rs", ["kernel/**"])
+    assert selection.file_matches("./userspace/src/abi.rs", ["userspace/src/abi*"])
+
+
+def test_kernel_change_selects_kernel_builders_their_dependents_and_needs():
+    jobs = _jobs()
+    names = selection.builders_for_files(jobs, ["kernel/vexfs.c"])
+    # kmod-build for both kernels, the vm tests needing them, their crate-test needs,
+    # and `docs` (no inputs: every change)
+    assert names == ["kmod-build/6.1", "kmod-build/6.12", "crate-test/default",
+                     "crate-test/userspace", "vm-test/6.1", "vm-test/6.12", "docs"]
+
+
+def test_userspace_change_never_rebuilds_kernel_modules_without_a_dependent():
+    jobs = [j for j in _jobs() if j.name != "vm-test"]
+    names = selection.builders_for_files(jobs, ["userspace/src/lib.rs"])
+    assert names == ["crate-test/default", "crate-test/userspace", "docs"]
+
+
+def test_change_without_files_builds_everything_and_importance():
+    jobs = _jobs()
+    assert selection.builders_for_files(jobs, []) == [j.id for j in jobs]
+    only_inputs = [j for j in jobs if j.spec.inputs]
+    assert not selection.important(only_inputs, ["README.md"])
+    assert selection.important(only_inputs, ["tests/vm/boot.sh"])
+
+
+def test_force_selection():
+    jobs = _jobs()
+    assert selection.builders_for_force(jobs, kernel="6.1") == [
+        "kmod-build/6.1", "crate-test/default", "crate-test/userspace", "vm-test/6.1"]
+    assert selection.builders_for_force(jobs, features="userspace") == ["crate-test/userspace"]
+    assert selection.builders_for_force(jobs, job_name="kmod-build") == [
+        "kmod-build/6.1", "kmod-build/6.12"]
+    assert selection.builders_for_force(jobs, kernel="6.12", job_name="kmod-build") == [
+        "kmod-build/6.12"]
+    assert selection.levels(jobs)["vm-test/6.1"] == 1
+    assert selection.levels(jobs)["kmod-build/6.1"] == 0
+
+
+@pytest.fixture
+def config(tmp_path, monkeypatch):
+    pytest.importorskip("buildbot")
+    from pipeline.buildbot.config import build_config
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "matrix.yml").write_text(MATRIX)
+    basedir = project / ".buildbot"
+    basedir.mkdir()
+    (basedir / "kmatrix.yml").write_text("www_port: 18099\npb_port: 19099\n")
+    for var in ("KMATRIX_BB_WWW_PORT", "KMATRIX_BB_PB_PORT", "KMATRIX_BB_BIND"):
+        monkeypatch.delenv(var, raising=False)
+    return build_config(basedir=basedir, matrix=project / "matrix.yml")
+
+
+def test_builders_and_tags(config):
+    builders = {b.name: b for b in config["builders"]}
+    assert list(builders) == [j.id for j in _jobs()]
+    assert builders["kmod-build/6.12"].tags == ["job:kmod-build", "kernel:6.12"]
+    assert builders["crate-test/userspace"].tags == ["job:crate-test", "features:userspace"]
+    assert builders["vm-test/6.1"].tags == ["job:vm-test", "kernel:6.1", "needs"]
+    assert builders["docs"].tags == ["job:docs"]
+    assert all(b.workernames == ["local"] for b in builders.values())
+    assert all(b.canStartBuild is not None for b in builders.values())
+    assert len(builders["vm-test/6.1"].factory.steps) == 4  # needs, checkout, job, report
+    assert len(builders["kmod-build/6.1"].factory.steps) == 3
+
+
+def test_schedulers_filter_by_inputs_and_force_choices(config):
+    scheds = {s.name: s for s in config["schedulers"]}
+    push = scheds["kmatrix-push"]
+
+    class Change:
+        files = ["kernel/vexfs.c"]
+
+    assert push.is_important(Change())
+    assert push.matrix_jobs and push.builderNames == [j.id for j in _jobs()]
+    Change.files = ["README.md"]
+    assert push.is_important(Change())  # `docs` declares no inputs: every change
+    force = scheds["kmatrix-force"]
+    choices = force.matrix_choices
+    assert choices["kernel"] == ["all", "6.1", "6.12"]
+    assert choices["features"] == ["all", "default", "userspace"]
+    assert choices["job"] == ["all", "kmod-build", "crate-test", "vm-test", "docs"]
+
+
+def test_loopback_defaults(config):
+    assert config["www"]["port"] == "tcp:18099:interface=127.0.0.1"
+    assert config["protocols"]["pb"]["port"] == "tcp:19099:interface=127.0.0.1"
+    assert config["www"]["change_hook_dialects"] == {"poller": {"allowed": ["kmatrix"]}}
+    assert config["change_source"][0].name == "kmatrix"
+    assert config["db"]["db_url"] == "sqlite:///state.sqlite"
+    assert {"waterfall_view", "console_view", "grid_view", "wsgi_dashboards"} <= set(
+        config["www"]["plugins"])
+
+
+def test_settings_passwords_never_from_the_file(tmp_path):
+    from pipeline.buildbot.settings import load_settings
+    from pipeline.errors import InputError
+
+    (tmp_path / "kmatrix.yml").write_text("workers:\n  - {name: big, password: x}\n")
+    with pytest.raises(InputError):
+        load_settings(tmp_path, env={})
+    (tmp_path / "kmatrix.yml").write_text(
+        "local_worker: false\ndb_url: postgresql://bb@db/bb\nworkers:\n  - {name: big-1}\n")
+    settings = load_settings(tmp_path, env={"KMATRIX_BB_WORKER_PASSWORD_BIG_1": "s3cret",
+                                             "KMATRIX_BB_BIND": "0.0.0.0"})
+    assert [(w.name, w.password) for w in settings.workers] == [("big-1", "s3cret")]
+    assert settings.db_url == "postgresql://bb@db/bb" and settings.bind == "0.0.0.0"
