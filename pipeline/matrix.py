@@ -39,6 +39,21 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class VmSpecDecl:
+    """A job's `vm:` section: what to boot and run (paths still unexpanded)."""
+
+    command: str
+    modules: tuple[str, ...] = ()
+    binaries: tuple[str, ...] = ()
+    files: dict[str, str] = field(default_factory=dict)
+    memory: int = 512
+    boot_timeout: int = 60
+    test_timeout: int | None = None
+    append: str = ""
+    results: str = "ktap"
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """A job as declared under `jobs:` (before expansion over axes)."""
 
@@ -51,7 +66,7 @@ class JobSpec:
     env: dict[str, str] = field(default_factory=dict)
     timeout: int = DEFAULT_TIMEOUT
     limits: Limits = field(default_factory=Limits)
-    vm: bool = False
+    vm: VmSpecDecl | None = None
     mark: Mark | None = None
     values: dict[str, tuple[str, ...]] = field(default_factory=dict)  # axis -> chosen values
 
@@ -174,6 +189,16 @@ def _over(name: str, job: dict[str, Any], kernels: dict[str, Any],
     return tuple(raw), values
 
 
+def _vm(raw: dict[str, Any]) -> VmSpecDecl:
+    return VmSpecDecl(
+        command=raw["command"], modules=tuple(raw.get("modules") or ()),
+        binaries=tuple(raw.get("binaries") or ()),
+        files={str(k): str(v) for k, v in (raw.get("files") or {}).items()},
+        memory=int(raw.get("memory", 512)), boot_timeout=int(raw.get("boot-timeout", 60)),
+        test_timeout=raw.get("test-timeout"), append=raw.get("append", ""),
+        results=raw.get("results", "ktap"))
+
+
 def _limits(defaults: dict[str, Any], data: dict[str, Any] | None) -> Limits:
     merged = {**DEFAULT_LIMITS, **(defaults or {}), **(data or {})}
     return Limits(cpus=float(merged["cpus"]), memory=str(merged["memory"]),
@@ -202,16 +227,18 @@ def build_matrix(data: Any, path: Path) -> Matrix:
             diags.append(Diagnostic(f"job name {name!r} contains '/'", key_mark_of(data["jobs"],
                                     name), "'/' separates a job's name from its axis values"))
         over, values = _over(name, job, kernels, features, diags)
-        if "image" not in job:
+        if "image" not in job and "vm" not in job:
             diags.append(Diagnostic(f"job {name!r} has no image", mark_of(job),
                                     "add `image:` naming a flavour from images/flavours.yml"))
         jobs[name] = JobSpec(
-            name=name, over=over, image=job.get("image", ""), steps=_steps(name, job, diags),
+            name=name, over=over, image=job.get("image", ""),
+            steps=() if "vm" in job and not ("run" in job or "steps" in job)
+            else _steps(name, job, diags),
             needs=tuple(job.get("needs") or ()), inputs=tuple(job.get("inputs") or ()),
             env={**_env(defaults.get("env")), **_env(job.get("env"))},
             timeout=int(job.get("timeout", defaults.get("timeout", DEFAULT_TIMEOUT))),
             limits=_limits(defaults.get("limits"), job.get("limits")),
-            vm=bool(job.get("vm", False)), mark=key_mark_of(data["jobs"], name),
+            vm=_vm(job["vm"]) if "vm" in job else None, mark=key_mark_of(data["jobs"], name),
             values=values,
         )
     for name, job in jobs.items():

@@ -12,6 +12,7 @@ import os
 import platform
 import shlex
 import shutil
+import string
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from junitparser import Error, TestCase, TestSuite
+from junitparser import Error, Failure, TestCase, TestSuite
 
-from pipeline.errors import PipelineError
+from pipeline.errors import InputError, PipelineError
 from pipeline.executor import (
     JOB_LABEL,
     RUN_LABEL,
@@ -38,7 +39,7 @@ from pipeline.images import ImageBuilder, ImageRef
 from pipeline.lock import LockedKernel
 from pipeline.matrix import Step
 from pipeline.paths import cache_dir
-from pipeline.results.build_log import step_case, tail
+from pipeline.results.build_log import step_case
 from pipeline.results.merge import suite_counts, write_suite
 
 PASSED, FAILED, ERROR, SKIPPED, CANCELLED, INTERRUPTED = (
@@ -164,112 +165,245 @@ def _failing(cases: list[TestCase]) -> list[dict[str, str]]:
     return out
 
 
+@dataclass
+class _Frame:
+    """What one job accumulates while it runs; finish() writes the job directory."""
+
+    ctx: RunContext
+    job: Job
+    directory: Path
+    log: Any
+    started: float
+    started_at: str
+    suite: TestSuite
+    status: str = PASSED
+    message: str = ""
+    image: ImageRef | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    reproducer: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def artifacts(self) -> Path:
+        return self.directory / "artifacts"
+
+    def emit(self, line: str) -> None:
+        self.log.write(line + "\n")
+        self.log.flush()
+        self.ctx.log(self.job.id, line)
+
+    def fail(self, status: str, message: str) -> None:
+        if self.status == PASSED:
+            self.status, self.message = status, message
+
+    def error_case(self, name: str, message: str, kind: str) -> None:
+        case = TestCase(name, classname=self.job.id)
+        err = Error(message.splitlines()[0][:500] if message else kind, kind)
+        err.text = message
+        case.result = [err]
+        self.suite.add_testcase(case)
+
+
 def run_job(ctx: RunContext, job: Job) -> JobResult:
     """Run a job to completion and write its directory. Never raises for job failures."""
-    started = time.monotonic()
-    started_at = datetime.now(UTC).isoformat(timespec="seconds")
     directory = job_dir(ctx, job)
-    artifacts = directory / "artifacts"
     directory.mkdir(parents=True, exist_ok=True)
-    prepare_writable(artifacts)
-    log_path = directory / "log.txt"
-    suite = TestSuite(job.id)
-    step_records: list[dict[str, Any]] = []
-    kernel = ctx.kernels.get(job.kernel) if job.kernel else None
-    image: ImageRef | None = None
-    status, message = PASSED, ""
-    work = Path(cache_dir() / "work" / ctx.run_id / job.id.replace("/", "_"))
-    specs: list[tuple[Step, ContainerSpec]] = []
-
-    with open(log_path, "w", encoding="utf-8") as log:
-        def emit(line: str) -> None:
-            log.write(line + "\n")
-            log.flush()
-            ctx.log(job.id, line)
-
+    prepare_writable(directory / "artifacts")
+    with open(directory / "log.txt", "w", encoding="utf-8") as log:
+        frame = _Frame(ctx, job, directory, log, time.monotonic(),
+                       datetime.now(UTC).isoformat(timespec="seconds"), TestSuite(job.id))
         try:
-            image = ctx.images.ensure(job.spec.image, kernel)
-            emit(f"== image {image.tag} ({'built' if image.built else 'reused'} "
-                 f"in {image.seconds:.1f} s)")
-        except PipelineError as exc:
-            status, message = ERROR, f"image {job.spec.image!r}: {exc}"
-            emit(f"== image failed: {exc}")
-            case = TestCase("image", classname=job.id)
-            err = Error(str(exc).splitlines()[0][:500], "image")
-            err.text = str(exc)
-            case.result = [err]
-            suite.add_testcase(case)
+            if job.spec.vm is not None:
+                _run_vm(frame)
+            else:
+                _run_steps(frame)
+        except PipelineError as exc:  # environment problems become this job's error
+            frame.emit(f"== error: {exc}")
+            frame.fail(ERROR, str(exc).splitlines()[0])
+            frame.error_case("setup", str(exc), "environment")
+    return _finish(frame)
 
-        if image is not None:
-            prepare_writable(work)
-            mounts = [Mount(ctx.root, SRC, read_only=True), Mount(artifacts, OUT),
-                      Mount(work, WORK), *_cache_mounts(ctx, job, image),
-                      *_need_mounts(ctx, job)]
-            env = {**job.job_env(), "SRC": SRC, "OUT": OUT, "WORK": WORK, "NEEDS": NEEDS,
-                   "KMATRIX_JOB": job.id}
-            deadline = started + job.timeout
-            net_mounts, net_env = network_extras()
-            for step in job.spec.steps:
-                spec = ContainerSpec(
-                    image=image.tag, script=step.run,
-                    env={**env, **(net_env if step.network else {}), **step.env},
-                    mounts=mounts + (net_mounts if step.network else []),
-                    network=step.network, cpus=job.spec.limits.cpus,
-                    memory=job.spec.limits.memory, pids=job.spec.limits.pids,
-                    user=container_user(),
-                    labels={RUN_LABEL: ctx.run_id, JOB_LABEL: job.id},
-                )
-                specs.append((step, spec))
-                remaining = deadline - time.monotonic()
-                limit = min(step.timeout or remaining, remaining)
-                emit(f"== step {step.name} ({'network' if step.network else 'no network'}, "
-                     f"timeout {limit:.0f} s)")
-                outcome = (ctx.containers.run(spec, timeout=limit, on_line=emit)
-                           if limit > 0 else
-                           StepOutcome(None, "", 0.0, timed_out=True,
-                                       error=f"job timeout ({job.timeout} s) reached"))
-                emit(f"== step {step.name}: exit {outcome.exit_code} in {outcome.seconds:.1f} s"
-                     + (f" ({outcome.error})" if outcome.error else ""))
-                for case in _parse_results(step, job.id, outcome):
-                    suite.add_testcase(case)
-                step_records.append({"name": step.name, "exit_code": outcome.exit_code,
-                                     "seconds": round(outcome.seconds, 3),
-                                     "network": step.network, "error": outcome.error})
-                if ctx.containers.stopping:
-                    status, message = INTERRUPTED, "run interrupted"
-                    break
-                if outcome.exit_code != 0 or outcome.error:
-                    status = FAILED
-                    message = outcome.error or f"step {step.name!r} exited {outcome.exit_code}"
-                    break
-            shutil.rmtree(work, ignore_errors=True)
-            reclaim(artifacts)
 
-    counts = suite_counts(suite)
-    failing = _failing(list(suite))
-    if status == PASSED and (counts["failures"] or counts["errors"]):
-        status, message = FAILED, f"{counts['failures'] + counts['errors']} failing test(s)"
-    write_suite(suite, directory / "junit.xml")
-    seconds = time.monotonic() - started
+def _run_steps(frame: _Frame) -> None:
+    ctx, job = frame.ctx, frame.job
+    kernel = ctx.kernels.get(job.kernel) if job.kernel else None
+    try:
+        frame.image = ctx.images.ensure(job.spec.image, kernel)
+    except PipelineError as exc:
+        frame.emit(f"== image failed: {exc}")
+        frame.fail(ERROR, f"image {job.spec.image!r}: {str(exc).splitlines()[0]}")
+        frame.error_case("image", str(exc), "image")
+        return
+    image = frame.image
+    frame.emit(f"== image {image.tag} ({'built' if image.built else 'reused'} "
+               f"in {image.seconds:.1f} s)")
+    work = Path(cache_dir() / "work" / ctx.run_id / job.id.replace("/", "_"))
+    prepare_writable(work)
+    mounts = [Mount(ctx.root, SRC, read_only=True), Mount(frame.artifacts, OUT),
+              Mount(work, WORK), *_cache_mounts(ctx, job, image), *_need_mounts(ctx, job)]
+    env = {**job.job_env(), "SRC": SRC, "OUT": OUT, "WORK": WORK, "NEEDS": NEEDS,
+           "KMATRIX_JOB": job.id}
+    deadline = frame.started + job.timeout
+    net_mounts, net_env = network_extras()
+    specs: list[tuple[Step, ContainerSpec]] = []
+    try:
+        for step in job.spec.steps:
+            spec = ContainerSpec(
+                image=image.tag, script=step.run,
+                env={**env, **(net_env if step.network else {}), **step.env},
+                mounts=mounts + (net_mounts if step.network else []),
+                network=step.network, cpus=job.spec.limits.cpus,
+                memory=job.spec.limits.memory, pids=job.spec.limits.pids,
+                user=container_user(), labels={RUN_LABEL: ctx.run_id, JOB_LABEL: job.id},
+            )
+            specs.append((step, spec))
+            remaining = deadline - time.monotonic()
+            limit = min(step.timeout or remaining, remaining)
+            frame.emit(f"== step {step.name} ({'network' if step.network else 'no network'}, "
+                       f"timeout {limit:.0f} s)")
+            outcome = (ctx.containers.run(spec, timeout=limit, on_line=frame.emit)
+                       if limit > 0 else
+                       StepOutcome(None, "", 0.0, timed_out=True,
+                                   error=f"job timeout ({job.timeout} s) reached"))
+            frame.emit(f"== step {step.name}: exit {outcome.exit_code} in "
+                       f"{outcome.seconds:.1f} s"
+                       + (f" ({outcome.error})" if outcome.error else ""))
+            frame.suite.add_testcases(_parse_results(step, job.id, outcome))
+            frame.steps.append({"name": step.name, "exit_code": outcome.exit_code,
+                                "seconds": round(outcome.seconds, 3),
+                                "network": step.network, "error": outcome.error})
+            if ctx.containers.stopping:
+                frame.fail(INTERRUPTED, "run interrupted")
+                break
+            if outcome.exit_code != 0 or outcome.error:
+                frame.fail(FAILED, outcome.error
+                           or f"step {step.name!r} exited {outcome.exit_code}")
+                break
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        reclaim(frame.artifacts)
+        frame.reproducer = _docker_reproducer(frame.directory, specs)
+
+
+def _vm_path(value: str, env: dict[str, str], needs: list[str]) -> Path:
+    """Expand $SRC/$NEEDS/...; $NEEDS/<need id>/x means that need's artifacts/x."""
+    path = string.Template(value).safe_substitute(env)
+    for need in sorted(needs, key=len, reverse=True):
+        prefix = f"{env['NEEDS']}/{need}/"
+        if path.startswith(prefix):
+            return Path(prefix, "artifacts", path[len(prefix):])
+    return Path(path)
+
+
+def _run_vm(frame: _Frame) -> None:
+    from pipeline.kernels import kernel_image
+    from pipeline.results.ktap import parse_ktap
+    from pipeline.vm import VmSpec, qemu_command, run_vm, scan_console
+
+    ctx, job, decl = frame.ctx, frame.job, frame.job.spec.vm
+    assert decl is not None
+    kernel = ctx.kernels.get(job.kernel) if job.kernel else None
+    if kernel is None:
+        raise InputError(f"job {job.name!r} has `vm:` but does not run over kernels",
+                         hint="add `over: [kernel]`")
+    needs = ctx.needs_dir or ctx.run_dir
+    env = {**job.job_env(), "SRC": str(ctx.root), "NEEDS": str(needs),
+           "KERNEL_ABI": kernel.abi}
+    needs_ids = list(job.needs)
+    paths = {"modules": [_vm_path(m, env, needs_ids) for m in decl.modules],
+             "binaries": [_vm_path(b, env, needs_ids) for b in decl.binaries],
+             "files": {k: _vm_path(v, env, needs_ids) for k, v in decl.files.items()}}
+    missing = [str(p) for p in [*paths["modules"], *paths["binaries"],
+                                *paths["files"].values()] if not p.is_file()]
+    if missing:
+        frame.fail(ERROR, f"missing VM input(s): {', '.join(missing)}")
+        frame.error_case("vm-inputs", "\n".join(missing), "missing-input")
+        return
+    frame.emit(f"== kernel {kernel.image.package} {kernel.image.version}")
+    vmlinuz = kernel_image(kernel)
+    spec = VmSpec(kernel=vmlinuz, modules=paths["modules"], binaries=paths["binaries"],
+                  files=paths["files"],
+                  command=string.Template(decl.command).safe_substitute(env),
+                  memory_mb=decl.memory, boot_timeout=decl.boot_timeout,
+                  timeout=max(job.timeout - (time.monotonic() - frame.started), 1),
+                  test_timeout=decl.test_timeout, append=decl.append)
+    workdir = frame.artifacts
+    frame.emit(f"== boot (timeout {spec.timeout:.0f} s, boot {spec.boot_timeout} s"
+               + (f", per test {spec.test_timeout} s)" if spec.test_timeout else ")"))
+    result = run_vm(spec, workdir, kernel_cache=cache_dir() / "kernels" / "pvh")
+    for line in result.console.splitlines():
+        frame.emit(line)
+    (workdir / "ktap.txt").write_text(result.ktap)
+    frame.emit(f"== vm: {result.status} (exit {result.exit_code}), boot "
+               f"{result.boot_seconds:.2f} s, tests {result.test_seconds:.2f} s, {result.accel}")
+    frame.extra["vm"] = {"status": result.status, "exit_code": result.exit_code,
+                         "boot_seconds": result.boot_seconds,
+                         "test_seconds": result.test_seconds, "accel": result.accel,
+                         "kernel": str(vmlinuz)}
+    frame.steps.append({"name": "vm", "exit_code": result.exit_code,
+                        "seconds": round(result.boot_seconds + result.test_seconds, 3),
+                        "network": False, "error": None if result.status == "ok"
+                        else result.status})
+    if decl.results == "ktap":
+        frame.suite.add_testcases(list(parse_ktap(result.ktap, suite_name=f"{job.id}.ktap")))
+    vm_case = TestCase("vm", classname=job.id, time=round(result.boot_seconds
+                                                          + result.test_seconds, 3))
+    if result.status != "ok":
+        err = Error(f"{result.status}: {result.reason.splitlines()[0][:400]}", result.status)
+        err.text = result.reason
+        vm_case.result = [err]
+        frame.fail(FAILED, f"VM {result.status}: {result.reason.splitlines()[0][:200]}")
+    elif result.exit_code != 0:
+        fail = Failure(f"the VM command exited {result.exit_code}", "exit-status")
+        fail.text = "\n".join(result.console.splitlines()[-40:])
+        vm_case.result = [fail]
+        frame.fail(FAILED, f"VM command exited {result.exit_code}")
+    frame.suite.add_testcase(vm_case)
+    for finding in scan_console(result.console):
+        case = TestCase(f"dmesg.{finding.kind}@{finding.line_no}", classname=job.id)
+        fail = Failure(finding.excerpt.splitlines()[0][:400], f"kernel-{finding.kind}")
+        fail.text = finding.excerpt
+        case.result = [fail]
+        frame.suite.add_testcase(case)
+        frame.fail(FAILED, f"kernel {finding.kind}: {finding.excerpt.splitlines()[0][:200]}")
+    cmd = qemu_command(spec, workdir / "initramfs.cpio.gz", result.accel)
+    frame.reproducer = [
+        f"# kernel: {kernel.image.package} {kernel.image.version} "
+        f"({kernel.image.url(kernel.mirror)})",
+        "# the initramfs (busybox, module, binaries, tests) is kept next to this script",
+        'cd "$(dirname "$0")/artifacts"',
+        " ".join(shlex.quote(c) for c in cmd).replace(
+            shlex.quote(str(workdir / "initramfs.cpio.gz")), "initramfs.cpio.gz"),
+    ]
+
+
+def _finish(frame: _Frame) -> JobResult:
+    job = frame.job
+    counts = suite_counts(frame.suite)
+    failing = _failing(list(frame.suite))
+    if frame.status == PASSED and (counts["failures"] or counts["errors"]):
+        frame.fail(FAILED, f"{counts['failures'] + counts['errors']} failing test(s)")
+    write_suite(frame.suite, frame.directory / "junit.xml")
     result = JobResult(
-        id=job.id, status=status, seconds=round(seconds, 3), message=message,
-        tests=counts["tests"], failures=counts["failures"], errors=counts["errors"],
-        skipped=counts["skipped"], failing=failing, image=image.tag if image else None,
-        directory=str(directory.relative_to(ctx.run_dir)),
+        id=job.id, status=frame.status, seconds=round(time.monotonic() - frame.started, 3),
+        message=frame.message, tests=counts["tests"], failures=counts["failures"],
+        errors=counts["errors"], skipped=counts["skipped"], failing=failing,
+        image=frame.image.tag if frame.image else None,
+        directory=str(frame.directory.relative_to(frame.ctx.run_dir)),
     )
-    _write_metadata(directory, job, result, image, kernel, step_records, started_at)
-    _write_reproducer(directory, job, specs, ctx)
+    _write_metadata(frame, result)
+    _write_reproducer(frame)
     return result
 
 
-def _write_metadata(directory: Path, job: Job, result: JobResult, image: ImageRef | None,
-                    kernel: LockedKernel | None, steps: list[dict[str, Any]],
-                    started_at: str) -> None:
+def _write_metadata(frame: _Frame, result: JobResult) -> None:
+    job, image = frame.job, frame.image
+    kernel = frame.ctx.kernels.get(job.kernel) if job.kernel else None
     meta = {
         "job": job.id, "name": job.name, "axes": job.axes(), "status": result.status,
-        "message": result.message, "started": started_at,
+        "message": result.message, "started": frame.started_at,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "seconds": result.seconds, "steps": steps,
+        "seconds": result.seconds, "steps": frame.steps,
         "image": {"flavour": job.spec.image, "tag": image.tag, "id": image.id,
                   "built": image.built, "seconds": round(image.seconds, 3)} if image else None,
         "kernel": kernel.to_yaml() if kernel else None,
@@ -279,17 +413,14 @@ def _write_metadata(directory: Path, job: Job, result: JobResult, image: ImageRe
         "limits": asdict(job.spec.limits), "host": platform.node(),
         "tests": {"total": result.tests, "failures": result.failures,
                   "errors": result.errors, "skipped": result.skipped},
+        **frame.extra,
     }
-    (directory / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (frame.directory / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def _write_reproducer(directory: Path, job: Job, specs: list[tuple[Step, ContainerSpec]],
-                      ctx: RunContext) -> None:
+def _docker_reproducer(directory: Path, specs: list[tuple[Step, ContainerSpec]]) -> list[str]:
     lines = [
-        "#!/usr/bin/env bash",
-        f"# Re-runs job {job.id} by hand with plain docker, exactly as `pipeline run` did.",
         "# OUT and WORK default to fresh directories; set them to keep the results.",
-        "set -euo pipefail",
         'OUT="${OUT:-$(mktemp -d)}"; WORK="${WORK:-$(mktemp -d)}"',
         'chmod 0777 "$OUT" "$WORK"',
     ]
@@ -299,28 +430,27 @@ def _write_reproducer(directory: Path, job: Job, specs: list[tuple[Step, Contain
                      f"{{ echo 'image {tag} is missing: run `pipeline images build` first' >&2;"
                      " exit 2; }")
     for step, spec in specs:
-        args = spec.docker_run_args()
         rendered = []
-        for arg in args:
+        for arg in spec.docker_run_args():
             if arg.startswith(f"{directory / 'artifacts'}:"):
-                arg = "$OUT:" + arg.split(":", 1)[1]
-            quoted = shlex.quote(arg)
-            if arg.startswith("$OUT:"):
-                quoted = f'"{arg}"'
-            rendered.append(quoted)
-        cmd = " ".join(rendered)
-        for mount in spec.mounts:
-            if mount.container == WORK:
-                cmd = cmd.replace(shlex.quote(f"{mount.host}:{WORK}"), f'"$WORK:{WORK}"')
-        lines += ["", f"echo '== step {step.name}'", cmd]
-    if not specs:
-        lines += ["echo 'this job never reached its steps (see log.txt)' >&2", "exit 2"]
+                rendered.append(f'"$OUT:{arg.split(":", 1)[1]}"')
+            elif any(arg == f"{m.host}:{WORK}" for m in spec.mounts if m.container == WORK):
+                rendered.append(f'"$WORK:{WORK}"')
+            else:
+                rendered.append(shlex.quote(arg))
+        lines += ["", f"echo '== step {step.name}'", " ".join(rendered)]
     lines += ["", 'echo "artifacts in $OUT"']
-    path = directory / "reproduce.sh"
+    return lines
+
+
+def _write_reproducer(frame: _Frame) -> None:
+    lines = ["#!/usr/bin/env bash",
+             f"# Re-runs job {frame.job.id} by hand, exactly as `pipeline run` did.",
+             "set -euo pipefail"]
+    if frame.reproducer:
+        lines += frame.reproducer
+    else:
+        lines += ["echo 'this job never reached its steps (see log.txt)' >&2", "exit 2"]
+    path = frame.directory / "reproduce.sh"
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o755)
-
-
-def tail_of(text: str, lines: int = 20) -> str:
-    """Re-exported for callers that show log tails."""
-    return tail(text, lines)

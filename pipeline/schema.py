@@ -84,6 +84,26 @@ FEATURE_SET = {
     },
     "additionalProperties": False,
 }
+VM = {
+    "type": "object",
+    "description": "Boot the cell's kernel (the locked image package) in QEMU with a busybox "
+                   "initramfs and run `command`; paths may use $SRC, $NEEDS and the job's env.",
+    "required": ["command"],
+    "properties": {
+        "command": {"type": "string", "description": "shell command run by the VM's init"},
+        "modules": {**STRINGS, "description": "kernel modules copied to /lib/modules-test/"},
+        "binaries": {**STRINGS, "description": "static executables copied to /usr/bin/"},
+        "files": {"type": "object", "additionalProperties": {"type": "string"},
+                  "description": "VM path -> host path (e.g. $SRC/kernel/tests/x.sh)"},
+        "memory": {"type": "integer", "minimum": 64, "description": "MiB"},
+        "boot-timeout": {"type": "integer", "minimum": 1},
+        "test-timeout": {"type": "integer", "minimum": 1,
+                         "description": "longest wait for the next KTAP result"},
+        "append": {"type": "string", "description": "extra kernel command line"},
+        "results": {"type": "string", "pattern": r"^(step|ktap)$"},
+    },
+    "additionalProperties": False,
+}
 JOB = {
     "type": "object",
     "properties": {
@@ -102,7 +122,7 @@ JOB = {
         "run": {"type": "string", "description": "shorthand for a single step"},
         "results": STEP["properties"]["results"],
         "steps": {"type": "array", "items": STEP, "minItems": 1},
-        "vm": {"type": "boolean"},
+        "vm": VM,
     },
     "additionalProperties": False,
 }

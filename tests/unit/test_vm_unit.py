@@ -1,0 +1,280 @@
+"""Unit tests for the pure parts of pipeline.vm and pipeline.kvm (no QEMU boot)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipeline import kvm, vm
+from pipeline.errors import InputError
+
+BUSYBOX = Path("/bin/busybox")
+needs_busybox = pytest.mark.skipif(
+    not (BUSYBOX.is_file() and vm.is_static_elf(BUSYBOX)),
+    reason="static /bin/busybox missing (apt-get install busybox-static)",
+)
+
+
+def _spec(tmp_path: Path, **kw) -> vm.VmSpec:
+    ko = tmp_path / "m.ko"
+    ko.write_bytes(b"not really a module")
+    script = tmp_path / "run.sh"
+    script.write_text("echo hi\n")
+    script.chmod(0o755)
+    base = dict(
+        kernel=tmp_path / "vmlinuz",
+        modules=[ko],
+        binaries=[],
+        files={"/tests/run.sh": script},
+        command="sh /tests/run.sh",
+    )
+    return vm.VmSpec(**(base | kw))
+
+
+def _cpio_names(archive: bytes) -> dict[str, tuple[int, bytes]]:
+    """Tiny newc reader: name -> (mode, data)."""
+    data = gzip.decompress(archive)
+    pos, out = 0, {}
+    while True:
+        header = data[pos : pos + 110]
+        assert header[:6] == b"070701"
+        fields = [int(header[6 + 8 * i : 14 + 8 * i], 16) for i in range(13)]
+        mode, size, namesize = fields[1], fields[6], fields[11]
+        name_end = pos + 110 + namesize - 1
+        name = data[pos + 110 : name_end].decode()
+        pos = (name_end + 1 + 3) // 4 * 4
+        out[name] = (mode, data[pos : pos + size])
+        pos = (pos + size + 3) // 4 * 4
+        if name == "TRAILER!!!":
+            return out
+
+
+# ----------------------------------------------------------------- qemu command line
+
+
+def test_qemu_command_tcg(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, memory_mb=256, append="foo=bar")
+    cmd = vm.qemu_command(spec, tmp_path / "i.cpio.gz", "tcg")
+    assert cmd[0] == "qemu-system-x86_64"
+    joined = " ".join(cmd)
+    for part in ("-accel tcg", "-cpu max", "-smp 1", "-m 256", "-no-reboot", "-nodefaults"):
+        assert part in joined
+    assert cmd[cmd.index("-kernel") + 1] == str(spec.kernel)
+    assert cmd[cmd.index("-initrd") + 1] == str(tmp_path / "i.cpio.gz")
+    assert cmd[cmd.index("-serial") + 1] == "stdio"
+    append = cmd[cmd.index("-append") + 1]
+    assert "console=ttyS0" in append and "panic=-1" in append
+    assert append.endswith("foo=bar")
+    assert "oops=panic" not in append
+
+
+def test_qemu_command_kvm_and_bad_accel(tmp_path: Path) -> None:
+    cmd = vm.qemu_command(_spec(tmp_path), tmp_path / "i", "kvm")
+    assert cmd[cmd.index("-cpu") + 1] == kvm.KVM_CPU
+    assert cmd[cmd.index("-machine") + 1] == kvm.MACHINE
+    with pytest.raises(ValueError):
+        vm.qemu_command(_spec(tmp_path), tmp_path / "i", "hvf")
+
+
+# ----------------------------------------------------------------- initramfs
+
+
+@needs_busybox
+def test_initramfs_deterministic(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    a = vm.build_initramfs(spec, tmp_path / "a").read_bytes()
+    os.utime(spec.modules[0], (1, 1))  # host mtimes must not leak into the archive
+    b = vm.build_initramfs(spec, tmp_path / "b").read_bytes()
+    assert a == b
+
+
+@needs_busybox
+def test_initramfs_contents(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    entries = _cpio_names(vm.build_initramfs(spec, tmp_path / "w").read_bytes())
+    assert entries["bin/busybox"][1] == BUSYBOX.read_bytes()
+    assert entries["bin/sh"] == (0o120777, b"/bin/busybox")
+    assert entries["dev/console"][0] == 0o020600
+    init_mode, init = entries["init"]
+    assert init_mode == 0o100755
+    assert b"KMATRIX-START" in init and b"KMATRIX-EXIT: $rc" in init and b"poweroff -f" in init
+    assert not re.search(rb"^\s*(insmod|modprobe)", init, re.M)  # the command loads modules
+    assert entries["kmatrix/command.sh"][1] == b"sh /tests/run.sh\n"
+    assert entries["lib/modules-test/m.ko"] == (0o100644, b"not really a module")
+    assert entries["tests/run.sh"] == (0o100755, b"echo hi\n")
+    assert entries["tests"][0] == 0o040755
+    names = [n for n in entries if n != "TRAILER!!!"]
+    dirs = [n for n in names if entries[n][0] & 0o170000 == 0o040000]
+    assert dirs == sorted(dirs)
+
+
+@needs_busybox
+def test_initramfs_rejects_dynamic_binary_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="dynamically linked"):
+        vm.build_initramfs(_spec(tmp_path, binaries=[Path("/bin/ls")]), tmp_path / "w")
+    with pytest.raises(InputError, match="not found"):
+        vm.build_initramfs(_spec(tmp_path, modules=[tmp_path / "nope.ko"]), tmp_path / "w")
+
+
+def test_is_static_elf() -> None:
+    assert not vm.is_static_elf(Path("/bin/ls"))
+    if BUSYBOX.is_file():
+        assert vm.is_static_elf(BUSYBOX)
+
+
+def test_pvh_kernel_leaves_unknown_images_alone(tmp_path: Path) -> None:
+    junk = tmp_path / "vmlinuz"
+    junk.write_bytes(b"\0" * 4096)
+    assert vm.pvh_kernel(junk, tmp_path / "cache") == junk
+    assert not (tmp_path / "cache").exists()
+
+
+# ----------------------------------------------------------------- console parsing
+
+CONSOLE = """\
+[    0.000000] Linux version 6.1.0
+KMATRIX-START
+[    1.100000] crc_itu_t: loading out-of-tree module taints kernel.
+[1.1] foo: module verification failed: signature and/or required key missing - tainting kernel
+KTAP version 1
+1..2
+[    1.200000]     KTAP version 1
+[    1.200001]     # Subtest: kunit_suite
+[    1.200002]     ok 1 kunit_case
+[    1.200003] random driver chatter
+ok 1 a
+[    1.300000] ------------[ cut here ]------------
+[    1.300001] WARNING: CPU: 0 PID: 86 at drivers/foo.c:12 foo_init+0x1/0x2 [foo]
+[    1.300002] CPU: 0 PID: 86 Comm: insmod Tainted: G        W  OE      6.1.0-56-amd64 #1
+not ok 2 b
+KMATRIX-EXIT: 1
+[    2.000000] reboot: Power down
+"""
+
+
+def test_extract_ktap() -> None:
+    ktap = vm.extract_ktap(CONSOLE.splitlines())
+    assert ktap.splitlines() == [
+        "KTAP version 1",
+        "1..2",
+        "    KTAP version 1",
+        "    # Subtest: kunit_suite",
+        "    ok 1 kunit_case",
+        "ok 1 a",
+        "not ok 2 b",
+    ]
+
+
+def test_scan_console_ignores_module_taint_and_dedups_tainted_header() -> None:
+    findings = vm.scan_console(CONSOLE)
+    assert [(f.kind, f.line_no) for f in findings] == [("warning", 13)]
+    assert "foo_init" in findings[0].excerpt
+
+
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [
+        ("[ 1.0] BUG: kernel NULL pointer dereference, address: 0000000000000000", "bug"),
+        ("[ 1.0] Oops: 0002 [#1] PREEMPT SMP NOPTI", "oops"),
+        ("[ 1.0] general protection fault, probably for non-canonical address", "gpf"),
+        ("[ 1.0] refcount_t: underflow; use-after-free.", "refcount"),
+        ("[ 1.0] Kernel panic - not syncing: Fatal exception", "panic"),
+        ("[ 1.0] BUG: KASAN: slab-out-of-bounds in foo+0x1/0x2", "kasan"),
+        ("[ 1.0] UBSAN: shift-out-of-bounds in lib/foo.c:1:2", "ubsan"),
+        (
+            "[ 1.0] kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)",
+            "kmemleak",
+        ),
+        ("[ 1.0] Disabling lock debugging due to kernel taint", "taint"),
+        ("[ 1.0] CPU: 0 PID: 1 Comm: sh Tainted: G      D    O  6.1.0 #1", "taint"),
+        ("[ 1.0] INFO: task insmod:86 blocked for more than 120 seconds.", "hung-task"),
+    ],
+)
+def test_scan_console_kinds(line: str, kind: str) -> None:
+    text = f"noise\n{line}\n" + "\n".join(f"trace {i}" for i in range(30))
+    findings = vm.scan_console(text)
+    assert [(f.kind, f.line_no) for f in findings] == [(kind, 2)]
+    excerpt = findings[0].excerpt.splitlines()
+    assert excerpt[0] == "noise" and len(excerpt) == 1 + vm.EXCERPT_AFTER
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "[ 1.0] foo: loading out-of-tree module taints kernel.",
+        "[ 1.0] CPU: 0 PID: 1 Comm: sh Tainted: G           OE     6.1.0 #1",
+        "[ 1.0] CPU: 0 PID: 1 Comm: sh Tainted: G                 N 6.1.0 #1",
+        "[ 1.0] CPU: 0 PID: 1 Comm: sh Not tainted 6.1.0-56-amd64 #1",
+        "ok 1 BUG_fix_test",
+    ],
+)
+def test_scan_console_benign(line: str) -> None:
+    assert vm.scan_console(line + "\n") == []
+
+
+# ----------------------------------------------------------------- verdict logic
+
+
+def _watch(lines: list[tuple[float, str]]) -> vm._Watch:
+    w = vm._Watch(t0=0.0)
+    for t, line in lines:
+        w.feed(t, line)
+    return w
+
+
+def test_verdicts() -> None:
+    spec = vm.VmSpec(kernel=Path("k"), boot_timeout=10, timeout=100, test_timeout=5)
+    assert vm._verdict(spec, _watch([]), 9.9) is None
+    assert vm._verdict(spec, _watch([]), 10)[0] == "boot-timeout"
+    started = _watch([(2, "KMATRIX-START"), (3, "ok 1 a"), (4, "chatter")])
+    assert vm._verdict(spec, started, 7.9) is None
+    status, reason = vm._verdict(spec, started, 8)
+    assert status == "timeout" and "'ok 1 a'" in reason
+    done = _watch([(2, "KMATRIX-START"), (3, "KMATRIX-EXIT: 4")])
+    assert done.exit_code == 4
+    assert vm._verdict(spec, done, 3 + vm.POWEROFF_GRACE) == ("ok", "")
+    panic = _watch([(2, "KMATRIX-START"), (3, "[ 1.0] Kernel panic - not syncing: boom")])
+    assert vm._verdict(spec, panic, 3.1) is None
+    assert vm._verdict(spec, panic, 3 + vm.PANIC_GRACE) == (
+        "panic",
+        "kernel panic: Kernel panic - not syncing: boom",
+    )
+    assert vm._verdict(spec, started, 100)[0] == "timeout"
+
+
+def test_exit_marker_only_after_start() -> None:
+    w = _watch([(1, "KMATRIX-EXIT: 0"), (2, "KMATRIX-START"), (3, "[ 1.2] KMATRIX-EXIT: 0")])
+    assert (w.start_t, w.exit_t, w.exit_code) == (2, 3, 0)
+
+
+# ----------------------------------------------------------------- kvm
+
+
+def test_accel_env_forces(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(kvm.ACCEL_ENV, "tcg")
+    assert kvm.kvm_usable() is False and kvm.select_accel() == "tcg"
+    monkeypatch.setenv(kvm.ACCEL_ENV, "KVM")
+    assert kvm.kvm_usable() is True
+    monkeypatch.setenv(kvm.ACCEL_ENV, "xen")
+    with pytest.raises(ValueError):
+        kvm.kvm_usable()
+
+
+def test_probe_command_matches_runs(tmp_path: Path) -> None:
+    cmd = kvm.probe_command(tmp_path / "bios")
+    assert cmd[cmd.index("-machine") + 1] == kvm.MACHINE
+    assert cmd[cmd.index("-cpu") + 1] == kvm.KVM_CPU
+    assert "isa-debug-exit,iobase=0xf4,iosize=4" in cmd
+
+
+def test_stop_process_kills_group_and_reaps() -> None:
+    proc = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 60 & wait"], start_new_session=True)
+    kvm.stop_process(proc, grace=0.3)
+    assert proc.returncode is not None
+    assert not Path(f"/proc/{proc.pid}").exists()
+    kvm.stop_process(proc)  # idempotent
