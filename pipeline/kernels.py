@@ -14,6 +14,8 @@ from pipeline.errors import EnvironmentProblem
 from pipeline.lock import LockedKernel
 from pipeline.paths import cache_dir
 
+VMLINUZ_PATTERNS = ("./boot/vmlinuz-*", "./usr/lib/modules/*/vmlinuz", "./lib/modules/*/vmlinuz")
+
 
 def _download(url: str, dest: Path, sha256: str) -> None:
     digest = hashlib.sha256()
@@ -52,13 +54,16 @@ def kernel_image(kernel: LockedKernel) -> Path:
     deb = home / "image.deb"
     _download(package.url(kernel.mirror), deb, package.sha256)
     with tempfile.TemporaryDirectory(dir=home) as tmp:
+        # Debian <= 6.x ships boot/vmlinuz-<abi>; 7.x moved it to usr/lib/modules/<abi>/
+        patterns = " ".join(f"'{p}'" for p in VMLINUZ_PATTERNS)
         proc = subprocess.run(
-            f"dpkg-deb --fsys-tarfile {deb} | tar -x -C {tmp} --wildcards './boot/vmlinuz-*'",
+            f"dpkg-deb --fsys-tarfile {deb} | tar -x -C {tmp} --wildcards {patterns}",
             shell=True, capture_output=True, text=True, check=False)
-        found = sorted(Path(tmp, "boot").glob("vmlinuz-*")) if proc.returncode == 0 else []
+        found = sorted(f for p in VMLINUZ_PATTERNS for f in Path(tmp).glob(p.lstrip("./")))
         if not found:
             raise EnvironmentProblem(
-                f"no boot/vmlinuz-* in {package.package} {package.version}: "
+                f"no kernel image ({', '.join(VMLINUZ_PATTERNS)}) in {package.package} "
+                f"{package.version}: "
                 f"{proc.stderr.strip()[:300]}",
                 hint="is dpkg-deb installed (Debian's dpkg package)?")
         shutil.move(str(found[0]), vmlinuz.with_suffix(".tmp"))

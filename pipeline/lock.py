@@ -40,7 +40,7 @@ class KernelSource:
     keyring: str = ""
     abi: str = r"{version}(?:\.[0-9]+)*(?:-[0-9]+|\+deb[0-9]+)-amd64"
     headers: str = "linux-headers-{abi}"
-    image: str = "linux-image-{abi}-unsigned|linux-image-{abi}"  # first that exists wins
+    image: str = "linux-image-{abi}-unsigned|linux-binary-{abi}|linux-image-{abi}"  # first wins
 
     def declaration_hash(self) -> str:
         """Hash of the declaration; a lock entry is stale when it differs."""
