@@ -27,9 +27,12 @@ def test_validate_and_list_the_shipped_matrix(capsys) -> None:
     assert code == 0 and "ok (" in out
     code, out, _ = run(capsys, "--matrix", str(ROOT / "matrix.yml"), "list", "--json",
                        "--kernel", "6.12")
-    rows = json.loads(out)
-    assert [r["id"] for r in rows] == ["kmod-build/6.12"]
-    assert rows[0]["axes"] == {"kernel": "6.12"} and rows[0]["inputs"] == ["kernel/**"]
+    rows = {r["id"]: r for r in json.loads(out)}
+    assert {i for i, r in rows.items() if r["selected"]} == {"kmod-build/6.12", "vm-test/6.12"}
+    assert not rows["vexctl-static"]["selected"]  # pulled in as a need
+    assert rows["kmod-build/6.12"]["axes"] == {"kernel": "6.12"}
+    assert rows["kmod-build/6.12"]["inputs"] == ["kernel/**"]
+    assert rows["vm-test/6.12"]["needs"] == ["kmod-build/6.12", "vexctl-static"]
 
 
 def test_matrix_found_in_a_parent_directory(capsys, tmp_path, monkeypatch) -> None:
