@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 
 import junitparser
 
+from pipeline.results.text import clip, new_suite, parse_lines, unique, xml_safe
+
 TAIL_LINES = 40
-MAX_TEXT_LINES = 400
 MAX_DEPTH = 64
 
 _PREFIX_RE = re.compile(r"^(?:<\d+>)?\[\s*\d+\.\d+\](?:\[\s*[A-Za-z]*\d+\])? ?")
@@ -51,7 +52,6 @@ _CRASH_RE = re.compile(r"Kernel panic|BUG:|Oops|general protection fault|Call Tr
 _ASSERT_RE = re.compile(
     r"(?:EXPECTATION|ASSERTION) FAILED at .*|(?:kunit )?test case (?:crashed|timed out).*"
 )
-_XML_BAD_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 @dataclass
@@ -350,26 +350,13 @@ def _failure_message(node: _Node) -> str:
     return f"not ok: {node.comment}" if node.comment else "not ok"
 
 
-def _xml_safe(text: str) -> str:
-    return _XML_BAD_RE.sub("\ufffd", text)
-
-
-def _clip(lines: list[str]) -> str:
-    while lines and not lines[0].strip():
-        lines = lines[1:]
-    while lines and not lines[-1].strip():
-        lines = lines[:-1]
-    if len(lines) > MAX_TEXT_LINES:
-        cut = len(lines) - MAX_TEXT_LINES
-        lines = [f"... {cut} earlier lines omitted ...", *lines[-MAX_TEXT_LINES:]]
-    return _xml_safe("\n".join(lines))
 
 
 def _to_junit(case: _Case, suite: str, name: str) -> junitparser.TestCase:
     classname = ".".join([suite, *case.path[:-1]])
-    test = junitparser.TestCase(_xml_safe(name), _xml_safe(classname))
-    text = _clip(case.text)
-    message = _xml_safe(case.message)
+    test = junitparser.TestCase(xml_safe(name), xml_safe(classname))
+    text = clip(case.text)
+    message = xml_safe(case.message)
     if case.kind == "failed":
         result = junitparser.Failure(message, case.etype or "not ok")
         result.text = text
@@ -387,31 +374,20 @@ def _to_junit(case: _Case, suite: str, name: str) -> junitparser.TestCase:
     return test
 
 
-def _unique(name: str, used: set[str]) -> str:
-    candidate, n = name, 1
-    while candidate in used:
-        n += 1
-        candidate = f"{name} #{n}"
-    used.add(candidate)
-    return candidate
-
 
 def parse_ktap(text: str, suite_name: str = "ktap") -> junitparser.TestSuite:
     """Parse KTAP/TAP (KUnit, kselftest, serial console) output; never raises."""
     suite_name = str(suite_name)
-    suite = junitparser.TestSuite(_xml_safe(suite_name))
+    suite = new_suite(suite_name)
     try:
-        if isinstance(text, bytes | bytearray):
-            text = bytes(text).decode("utf-8", "replace")
         parser = _Parser()
-        for line in str(text).splitlines():
-            parser.feed(line)
+        parse_lines(text, parser.feed)
         cases = parser.finish()
     except Exception as exc:
         cases = [_Case(["parse error"], "error", f"internal parser error: {exc!r}")]
     used: set[str] = set()
     tests = [
-        _to_junit(case, suite_name, _unique(".".join(case.path) or "(unnamed)", used))
+        _to_junit(case, suite_name, unique(".".join(case.path) or "(unnamed)", used))
         for case in cases
     ]
     suite.add_testcases(tests)  # add_testcase() recounts each time: quadratic

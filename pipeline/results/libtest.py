@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 
 import junitparser
 
+from pipeline.results.text import clip, new_suite, parse_lines, unique, xml_safe
+
 TAIL_LINES = 40
 BUILD_LINES = 20
-MAX_TEXT_LINES = 400
 
 _HEADER_RE = re.compile(r"^\s*Running (?:(\S.*?) \(([^()]*)\)|(\S*/deps/\S+))\s*$")
 _DOCTEST_RE = re.compile(r"^\s*Doc-tests (\S+)\s*$")
@@ -48,7 +49,6 @@ _NOT_BUILD_RE = re.compile(r"^error: (?:test failed|doctest failed|\d+ targets? 
 _EXIT_RE = re.compile(r"process didn't exit successfully: .*\(([^()]*)\)\s*$")
 _PANIC_NEW_RE = re.compile(r"panicked at (\S+?):?$")
 _PANIC_OLD_RE = re.compile(r"panicked at (.+)$")
-_XML_BAD_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 @dataclass
@@ -368,25 +368,11 @@ def panic_message(lines: list[str]) -> str:
     return next((x.strip() for x in lines if x.strip()), "test failed")
 
 
-def xml_safe(text: str) -> str:
-    """Drop characters that cannot appear in XML 1.0."""
-    return _XML_BAD_RE.sub("\ufffd", text)
-
-
-def _clip(lines: list[str]) -> str:
-    while lines and not lines[0].strip():
-        lines = lines[1:]
-    while lines and not lines[-1].strip():
-        lines = lines[:-1]
-    if len(lines) > MAX_TEXT_LINES:
-        cut = len(lines) - MAX_TEXT_LINES
-        lines = [f"... {cut} earlier lines omitted ...", *lines[-MAX_TEXT_LINES:]]
-    return xml_safe("\n".join(lines))
 
 
 def _to_junit(case: _Case, classname: str) -> junitparser.TestCase:
     test = junitparser.TestCase(xml_safe(case.name), xml_safe(classname), case.time)
-    text = _clip(case.output)
+    text = clip(case.output)
     if case.status == "failed":
         message = case.message or panic_message(case.output)
         kind = "panic" if "panicked at" in text else "failure"
@@ -405,31 +391,20 @@ def _to_junit(case: _Case, classname: str) -> junitparser.TestCase:
     return test
 
 
-def _unique(name: str, used: set[str]) -> str:
-    candidate, n = name, 1
-    while candidate in used:
-        n += 1
-        candidate = f"{name} #{n}"
-    used.add(candidate)
-    return candidate
-
 
 def parse_libtest(text: str, suite_name: str = "libtest") -> junitparser.TestSuite:
     """Parse ``cargo test`` output (plain or JSON) into a JUnit suite; never raises."""
-    suite = junitparser.TestSuite(xml_safe(str(suite_name)))
+    suite = new_suite(suite_name)
     try:
         parser = _Parser()
-        if isinstance(text, bytes | bytearray):
-            text = bytes(text).decode("utf-8", "replace")
-        for line in str(text).splitlines():
-            parser.feed(line)
+        parse_lines(text, parser.feed)
         cases = parser.finish()
     except Exception as exc:
         cases = [_Case("(parse error)", "error", f"internal parser error: {exc!r}")]
     used: set[str] = set()
     tests = []
     for case in cases:
-        case.name = _unique(case.name, used)
+        case.name = unique(case.name, used)
         tests.append(_to_junit(case, str(suite_name)))
     suite.add_testcases(tests)  # add_testcase() recounts each time: quadratic
     return suite
