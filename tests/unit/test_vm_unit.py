@@ -6,12 +6,15 @@ import gzip
 import os
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from pipeline import kvm, vm
-from pipeline.errors import InputError
+from pipeline.errors import EnvironmentProblem, InputError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 BUSYBOX = Path("/bin/busybox")
 needs_busybox = pytest.mark.skipif(
@@ -79,6 +82,77 @@ def test_qemu_command_kvm_and_bad_accel(tmp_path: Path) -> None:
     assert cmd[cmd.index("-machine") + 1] == kvm.MACHINE
     with pytest.raises(ValueError):
         vm.qemu_command(_spec(tmp_path), tmp_path / "i", "hvf")
+
+
+def test_kernel_cmdline_disables_user_aslr(tmp_path: Path) -> None:
+    # norandmaps lets TCG reuse translated code across the ~150 vexctl execs of run-ktap.sh
+    line = vm.kernel_cmdline(_spec(tmp_path, append="x=1"))
+    assert line.split()[-1] == "x=1"
+    assert {"norandmaps", "nokaslr", "quiet", "panic=-1"} <= set(line.split())
+
+
+# ----------------------------------------------------------------- init template
+
+
+def test_init_template_is_package_data() -> None:
+    assert vm.init_template() == vm.INIT_TEMPLATE == ROOT / "pipeline/templates/vm-init.j2"
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["pipeline"]
+    assert "templates/*" in globs  # shipped by non-editable installs
+    text = vm.render_init()
+    assert "{{" not in text and "KMATRIX-START" in text and "poweroff -f" in text
+
+
+def test_init_template_fallback_and_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    legacy = tmp_path / "init.j2"
+    legacy.write_text("echo {{ start_marker }}\n")
+    monkeypatch.setattr(vm, "INIT_TEMPLATE", tmp_path / "no-such.j2")
+    monkeypatch.setattr(vm, "LEGACY_INIT_TEMPLATE", legacy)
+    assert vm.init_template() == legacy
+    assert vm.render_init() == "echo KMATRIX-START\n"
+    monkeypatch.setattr(vm, "LEGACY_INIT_TEMPLATE", tmp_path / "gone.j2")
+    with pytest.raises(EnvironmentProblem, match="template"):
+        vm.init_template()
+
+
+# ----------------------------------------------------------------- in-VM test script
+
+RUN_KTAP = ROOT / "kernel" / "tests" / "run-ktap.sh"
+
+
+@pytest.mark.parametrize("shell", ["dash", "busybox"])
+def test_run_ktap_parses_as_posix_sh(shell: str) -> None:
+    argv = {"dash": ["dash", "-n"], "busybox": ["busybox", "sh", "-n"]}[shell]
+    if not Path(f"/bin/{shell}").exists() and not Path(f"/usr/bin/{shell}").exists():
+        pytest.skip(f"{shell} not installed")
+    proc = subprocess.run([*argv, str(RUN_KTAP)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_run_ktap_subtest_plans_match_their_cases() -> None:
+    """Each `subtest_begin NAME PLAN` announces as many cases as its block emits."""
+    text = RUN_KTAP.read_text()
+    blocks = re.findall(r"subtest_begin (\w+) (\d+)\n(.*?)\n\s*subtest_end", text, re.S)
+    assert {name for name, _, _ in blocks} == {
+        "mount",
+        "vectors",
+        "search",
+        "hybrid_search",
+        "index",
+        "errors",
+    }
+    emitters = re.compile(
+        r"^\s*(?:check_search|check_errno|check_get|check_index_info|check_mount_fails) \w+"
+        r"|\bok (?:\$\w+|\$\?|0) \w+|\bskip \w+",
+        re.M,
+    )
+    for name, plan, body in blocks:
+        # an if/else pair that reports the same case counts once
+        cases = {m.group(0).split()[-1] for m in emitters.finditer(body)}
+        assert len(cases) == int(plan), (name, sorted(cases))
 
 
 # ----------------------------------------------------------------- initramfs
@@ -196,11 +270,57 @@ def test_scan_console_ignores_module_taint_and_dedups_tainted_header() -> None:
     ],
 )
 def test_scan_console_kinds(line: str, kind: str) -> None:
-    text = f"noise\n{line}\n" + "\n".join(f"trace {i}" for i in range(30))
+    text = f"noise\n{line}\n" + "\n".join(f"trace {i}" for i in range(60))
     findings = vm.scan_console(text)
     assert [(f.kind, f.line_no) for f in findings] == [(kind, 2)]
     excerpt = findings[0].excerpt.splitlines()
-    assert excerpt[0] == "noise" and len(excerpt) == 1 + vm.EXCERPT_AFTER
+    # starts at the finding (the runner makes the first line the failure message)
+    assert excerpt[0] == line and len(excerpt) == vm.EXCERPT_AFTER
+
+
+OOPS_ON_LOAD = """\
+[    3.143289] vexfs: loading out-of-tree module taints kernel.
+[    3.164250] BUG: kernel NULL pointer dereference, address: 0000000000000000
+[    3.166001] #PF: supervisor write access in kernel mode
+[    3.167126] #PF: error_code(0x0002) - not-present page
+[    3.168000] PGD 0 P4D 0
+[    3.169163] Oops: 0002 [#1] PREEMPT SMP NOPTI
+[    3.170000] CPU: 0 PID: 80 Comm: insmod Tainted: G           OE      6.1.0-50-amd64 #1
+[    3.170500] RIP: 0010:vexfs_init+0x11/0x1000 [vexfs]
+[    3.170898] Call Trace:
+# insmod /lib/modules-test/vexfs.ko: exit 137: Killed
+not ok 1 insmod
+# dmesg: [    3.164250] BUG: kernel NULL pointer dereference, address: 0000000000000000
+# dmesg: [    3.169163] Oops: 0002 [#1] PREEMPT SMP NOPTI
+not ok 15 dmesg_clean
+"""
+
+
+def test_scan_console_one_finding_per_oops_not_from_ktap_diagnostics() -> None:
+    findings = vm.scan_console(OOPS_ON_LOAD)
+    assert [(f.kind, f.line_no) for f in findings] == [("bug", 2)]
+    excerpt = findings[0].excerpt
+    assert excerpt.startswith("[    3.164250] BUG: kernel NULL pointer dereference")
+    assert "Oops: 0002" in excerpt and "RIP: 0010:vexfs_init" in excerpt
+    # an Oops that is not the header of an earlier report is a finding of its own
+    alone = "\n".join(line for line in OOPS_ON_LOAD.splitlines() if "BUG:" not in line)
+    assert [f.kind for f in vm.scan_console(alone)] == ["oops"]
+
+
+def test_extract_ktap_keeps_kernel_lines_out_unless_ktap() -> None:
+    lines = [
+        "KMATRIX-START",
+        *OOPS_ON_LOAD.splitlines()[:9],
+        "[ 3.2]     # Subtest: kunit_x",
+        "KTAP version 1",
+        "not ok 1 insmod",
+        "KMATRIX-EXIT: 1",
+    ]
+    assert vm.extract_ktap(lines).splitlines() == [
+        "    # Subtest: kunit_x",
+        "KTAP version 1",
+        "not ok 1 insmod",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -211,6 +331,8 @@ def test_scan_console_kinds(line: str, kind: str) -> None:
         "[ 1.0] CPU: 0 PID: 1 Comm: sh Tainted: G                 N 6.1.0 #1",
         "[ 1.0] CPU: 0 PID: 1 Comm: sh Not tainted 6.1.0-56-amd64 #1",
         "ok 1 BUG_fix_test",
+        "  # dmesg: [ 1.0] BUG: kernel NULL pointer dereference, address: 0000000000000000",
+        "not ok 3 Oops seen",
     ],
 )
 def test_scan_console_benign(line: str) -> None:
