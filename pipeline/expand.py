@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
 
 from pipeline.errors import Diagnostic, InputError
 from pipeline.features import FeatureSet
-from pipeline.matrix import AXES, JobSpec, Matrix
-from pipeline.yamlmarks import mark_of
+from pipeline.matrix import AXES, JobSpec, Matrix, env_strings
+from pipeline.yamlmarks import Mark
 
 FILTER_KEYS = ("job", *AXES)
 
@@ -56,126 +55,232 @@ def _cell_id(name: str, cell: dict[str, str]) -> str:
     return "/".join([name, *(cell[a] for a in AXES if a in cell)])
 
 
-def _matches(entry: dict[str, Any], cell: dict[str, str]) -> bool:
-    return all(str(entry[k]) == cell.get(k) for k in FILTER_KEYS if k in entry)
+def _describe_axes(axes: dict[str, str]) -> str:
+    return ", ".join(f"{axis} {value}" for axis, value in axes.items()) or "no axis values"
+
+
+def _warn(matrix: Matrix, diagnostic: Diagnostic) -> None:
+    if diagnostic not in matrix.warnings:  # expand() may run more than once
+        matrix.warnings.append(diagnostic)
+
+
+@dataclass
+class _Cell:
+    values: dict[str, str]  # "job" and the axis values
+    include: int | None = None  # the include entry that added it
+    env: dict[str, str] = field(default_factory=dict)
+    timeout: int | None = None
+
+
+def _exclude(matrix: Matrix, cells: list[_Cell]) -> tuple[list[_Cell], dict[str, list[int]]]:
+    filters = [[(k, str(e[k])) for k in FILTER_KEYS if k in e] for e in matrix.exclude]
+    used = [False] * len(filters)
+    removed_by: dict[str, list[int]] = {}  # job -> excludes that removed its cells
+    # excludes that can apply to a job: those naming it and those naming no job
+    anyjob = [i for i, e in enumerate(matrix.exclude) if "job" not in e]
+    per_job = {name: sorted([i for i, e in enumerate(matrix.exclude) if e.get("job") == name]
+                            + anyjob) for name in matrix.jobs}
+    kept = []
+    for cell in cells:
+        values = cell.values
+        hits = [i for i in per_job[values["job"]]
+                if all(values.get(k) == v for k, v in filters[i])]
+        for i in hits:
+            used[i] = True
+            removed_by.setdefault(values["job"], []).append(i)
+        if not hits:
+            kept.append(cell)
+    for index, was_used in enumerate(used):
+        if not was_used:
+            marks = matrix.exclude_marks
+            _warn(matrix, Diagnostic(
+                f"exclude[{index}] matches no job", marks[index] if index < len(marks) else None,
+                "remove it or fix its values (a job only matches the axes in its `over`)",
+                severity="warning"))
+    return kept, removed_by
+
+
+def _include(matrix: Matrix, kept: list[_Cell], diags: list[Diagnostic]) -> None:
+    """GitHub Actions semantics: an entry extends every cell that has all of its `job`,
+    `kernel` and `features` values (a cell lacking one of those axes does not match); an
+    entry that extends no cell adds one. Later entries see the cells added by earlier ones."""
+    marks = matrix.include_marks
+    by_job: dict[str, list[_Cell]] = {}
+    for cell in kept:
+        by_job.setdefault(cell.values["job"], []).append(cell)
+    for index, entry in enumerate(matrix.include):
+        mark = marks[index] if index < len(marks) else None
+        axes = [(k, str(entry[k])) for k in FILTER_KEYS if k in entry]
+        env = env_strings(entry.get("env"))
+        timeout = entry.get("timeout")
+        scope = by_job.get(str(entry["job"]), []) if "job" in entry else kept
+        hits = [c for c in scope if all(c.values.get(k) == v for k, v in axes)]
+        if not hits:
+            if "job" not in entry:
+                diags.append(Diagnostic(f"include[{index}] matches no job and names no `job`",
+                                        mark, "add `job:` to add a new cell"))
+                continue
+            hits = [_Cell(dict(axes), include=index)]
+            kept.append(hits[0])
+            by_job.setdefault(hits[0].values["job"], []).append(hits[0])
+        for cell in hits:
+            cell.env.update(env)  # env entries merge; a later include wins per variable
+            if timeout is not None:
+                cell.timeout = int(timeout)
 
 
 def expand(matrix: Matrix) -> list[Job]:
     """All jobs of the matrix in declaration order, with needs resolved to job ids."""
     diags: list[Diagnostic] = []
-    cells: list[dict[str, str]] = []
+    cells: list[_Cell] = []
     for spec in matrix.jobs.values():
-        for values in itertools.product(*(matrix.axis_values(a, spec) for a in spec.over)):
-            cells.append({"job": spec.name, **dict(zip(spec.over, values, strict=True))})
+        axes = spec.over
+        for values in itertools.product(*(matrix.axis_values(a, spec) for a in axes)):
+            cell = {"job": spec.name}
+            cell.update(zip(axes, values, strict=True))
+            cells.append(_Cell(cell))
+    kept, removed_by = _exclude(matrix, cells)
+    _include(matrix, kept, diags)
 
-    used = [False] * len(matrix.exclude)
-    kept = []
-    for cell in cells:
-        hits = [i for i, e in enumerate(matrix.exclude) if _matches(e, cell)]
-        for i in hits:
-            used[i] = True
-        if not hits:
-            kept.append(cell)
-    for index, was_used in enumerate(used):
-        if not was_used:
-            matrix.warnings.append(Diagnostic(
-                f"exclude[{index}] matches no job", matrix.exclude_marks[index],
-                "remove it or fix its values", severity="warning"))
-
-    extras: dict[int, dict[str, Any]] = {}
-    for index, entry in enumerate(matrix.include):
-        extra = {k: v for k, v in entry.items() if k not in FILTER_KEYS}
-        hits = [i for i, cell in enumerate(kept) if _matches(entry, cell)]
-        if hits:
-            for i in hits:
-                extras.setdefault(i, {}).update(extra)
-            continue
-        if "job" not in entry:
-            diags.append(Diagnostic(f"include[{index}] matches no job and names no `job`",
-                                    mark_of(entry), "add `job:` to add a new cell"))
-            continue
-        cell = {k: str(entry[k]) for k in FILTER_KEYS if k in entry}
-        kept.append(cell)
-        extras[len(kept) - 1] = extra
-
-    jobs: list[Job] = []
-    seen: dict[str, int] = {}
-    for index, cell in enumerate(kept):
-        spec = matrix.jobs[cell["job"]]
-        extra = extras.get(index, {})
-        job_id = _cell_id(spec.name, cell)
+    ids: list[str] = []
+    chosen: list[_Cell] = []
+    seen: dict[str, _Cell] = {}
+    for cell in kept:
+        spec = matrix.jobs[cell.values["job"]]
+        job_id = _cell_id(spec.name, cell.values)
+        mark = spec.mark
+        if cell.include is not None and cell.include < len(matrix.include_marks):
+            mark = matrix.include_marks[cell.include]
         if job_id in seen:
-            diags.append(Diagnostic(f"duplicate job id {job_id!r}", spec.mark,
-                                    "an include entry adds a cell that already exists"))
+            other = seen[job_id].values
+            diags.append(Diagnostic(
+                f"two cells of job {spec.name!r} have the id {job_id!r} "
+                f"({_describe_axes({k: v for k, v in other.items() if k != 'job'})} and "
+                f"{_describe_axes({k: v for k, v in cell.values.items() if k != 'job'})})",
+                mark, "a kernel and a feature set share a name, or an include adds an "
+                "existing cell: rename one or drop the include"))
             continue
-        seen[job_id] = index
-        jobs.append(Job(
-            id=job_id, spec=spec, kernel=cell.get("kernel"),
-            features=matrix.features[cell["features"]] if "features" in cell else None,
-            env={str(k): str(v) for k, v in (extra.get("env") or {}).items()},
-            timeout=int(extra.get("timeout", spec.timeout)),
-        ))
+        if spec.vm is not None and "kernel" not in cell.values:
+            diags.append(Diagnostic(f"job id {job_id!r} has `vm:` but no kernel", mark,
+                                    "a vm job's cells each need a kernel"))
+        seen[job_id] = cell
+        ids.append(job_id)
+        chosen.append(cell)
+    named = {c.values["job"] for c in chosen}
     for spec in matrix.jobs.values():
-        if not any(j.spec is spec for j in jobs):
-            diags.append(Diagnostic(f"job {spec.name!r} expands to no cells", spec.mark,
-                                    "check `over`, the axis values and `exclude`"))
+        if spec.name not in named:
+            by = removed_by.get(spec.name)
+            hint = (f"exclude[{', '.join(str(i) for i in dict.fromkeys(by))}] removed all of "
+                    "its cells" if by else "check `over` and the axis values")
+            diags.append(Diagnostic(f"job {spec.name!r} expands to no cells", spec.mark, hint))
+    if not diags:
+        needs = _resolve(matrix, chosen, ids, diags)
     if diags:
-        raise InputError(diagnostics=diags)
-    jobs = _resolve_needs(jobs)
-    topological_order(jobs)  # raises on cycles
+        raise InputError(diagnostics=diags + matrix.warnings)
+    jobs = []
+    for job_id, cell, job_needs in zip(ids, chosen, needs, strict=True):
+        spec = matrix.jobs[cell.values["job"]]
+        features = cell.values.get("features")
+        jobs.append(Job(
+            id=job_id, spec=spec, kernel=cell.values.get("kernel"),
+            features=matrix.features[features] if features is not None else None,
+            needs=job_needs, env=cell.env,
+            timeout=cell.timeout if cell.timeout is not None else spec.timeout,
+        ))
+    try:
+        topological_order(jobs)  # raises on cycles
+    except InputError as exc:
+        raise InputError(diagnostics=exc.diagnostics + matrix.warnings) from None
     return jobs
 
 
-def _resolve_needs(jobs: list[Job]) -> list[Job]:
-    by_id = {j.id: j for j in jobs}
-    diags = []
-    resolved = []
-    for job in jobs:
-        needs: list[str] = []
-        for need in job.spec.needs:
+def _resolve(matrix: Matrix, cells: list[_Cell], ids: list[str],
+             diags: list[Diagnostic]) -> list[tuple[str, ...]]:
+    """Each cell's needs as job ids: a need by name means the cells of that job whose axis
+    values agree with this cell's on the axes both have; an exact id means that job."""
+    position = {job_id: i for i, job_id in enumerate(ids)}
+    by_name: dict[str, list[int]] = {}
+    for i, cell in enumerate(cells):
+        by_name.setdefault(cell.values["job"], []).append(i)
+    # (need, this cell's axes) -> shared axes -> their values -> positions, in job order
+    index: dict[tuple[str, tuple[str, ...]], dict[tuple[str, ...], dict[tuple, list[int]]]] = {}
+    out: list[tuple[str, ...]] = []
+    for cell, job_id in zip(cells, ids, strict=True):
+        spec = matrix.jobs[cell.values["job"]]
+        mine = {a: cell.values[a] for a in AXES if a in cell.values}
+        key_axes = tuple(mine)
+        found: list[int] = []
+        for need_index, need in enumerate(spec.needs):
+            mark = spec.needs_marks[need_index] if need_index < len(spec.needs_marks) else None
             if "/" in need:
-                if need not in by_id:
-                    diags.append(Diagnostic(f"job {job.id!r} needs {need!r}, which is not in "
-                                            "the expanded matrix", job.spec.mark,
-                                            "check the id with `pipeline list`"))
-                needs.append(need)
+                if need in position:
+                    found.append(position[need])
+                else:
+                    diags.append(Diagnostic(
+                        f"job {job_id!r} needs {need!r}, which is not in the expanded matrix",
+                        mark or spec.mark, "check the id with `pipeline list`"))
                 continue
-            mine = job.axes()
-            targets = [
-                j.id for j in jobs if j.name == need
-                and all(mine.get(a) == v for a, v in j.axes().items() if a in mine)
-            ]
+            groups = index.get((need, key_axes))
+            if groups is None:
+                groups = {}
+                for i in by_name.get(need, ()):
+                    theirs = cells[i].values
+                    shared = tuple(a for a in key_axes if a in theirs)
+                    groups.setdefault(shared, {}).setdefault(
+                        tuple(theirs[a] for a in shared), []).append(i)
+                index[(need, key_axes)] = groups
+            targets: list[int] = []
+            for shared, table in groups.items():
+                targets += table.get(tuple(mine[a] for a in shared), ())
+            if len(groups) > 1:
+                targets.sort()
             if not targets:
-                diags.append(Diagnostic(f"job {job.id!r} needs {need!r}, but no {need!r} cell "
-                                        f"matches {mine or 'it'}", job.spec.mark,
-                                        "an exclude may have removed it"))
-            needs.extend(targets)
-        resolved.append(replace(job, needs=tuple(dict.fromkeys(needs))))
-    if diags:
-        raise InputError(diagnostics=diags)
-    return resolved
+                diags.append(Diagnostic(
+                    f"job {job_id!r} needs {need!r}, but no {need!r} cell has "
+                    f"{_describe_axes(mine)}", mark or spec.mark,
+                    "an exclude may have removed it; name an exact job id in `needs`"))
+            found += targets
+        out.append(tuple(ids[i] for i in dict.fromkeys(found)))
+    return out
+
+
+def _need_mark(job: Job, target: Job) -> Mark | None:
+    for need, mark in zip(job.spec.needs, job.spec.needs_marks, strict=False):
+        if need in (target.id, target.name):
+            return mark
+    return job.spec.mark
 
 
 def topological_order(jobs: list[Job]) -> list[Job]:
     """Jobs ordered so each comes after its needs; a cycle is an InputError."""
     by_id = {j.id: j for j in jobs}
-    state: dict[str, int] = {}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
     order: list[Job] = []
-
-    def visit(job: Job, trail: list[str]) -> None:
-        if state.get(job.id) == 2:
-            return
-        if state.get(job.id) == 1:
-            cycle = [*trail[trail.index(job.id):], job.id]
-            raise InputError(f"cyclic needs: {' -> '.join(cycle)}", mark=job.spec.mark,
-                             hint="remove one of these needs")
-        state[job.id] = 1
-        for need in job.needs:
-            if need in by_id:
-                visit(by_id[need], [*trail, job.id])
-        state[job.id] = 2
-        order.append(job)
-
-    for job in jobs:
-        visit(job, [])
+    for root in jobs:
+        if state.get(root.id) == 2:
+            continue
+        state[root.id] = 1
+        path = [root]
+        stack = [iter([n for n in root.needs if n in by_id])]
+        while stack:
+            need = next(stack[-1], None)
+            if need is None:
+                stack.pop()
+                done = path.pop()
+                state[done.id] = 2
+                order.append(done)
+                continue
+            if state.get(need) == 2:
+                continue
+            target = by_id[need]
+            if state.get(need) == 1:
+                ring = [j.id for j in path[[j.id for j in path].index(need):]]
+                start = path[len(path) - len(ring)]
+                nxt = by_id[ring[1]] if len(ring) > 1 else start
+                raise InputError(f"cyclic needs: {' -> '.join([*ring, need])}",
+                                 mark=_need_mark(start, nxt),
+                                 hint="remove one of these needs")
+            state[need] = 1
+            path.append(target)
+            stack.append(iter([n for n in target.needs if n in by_id]))
     return order

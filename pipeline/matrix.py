@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,15 @@ from pipeline.errors import Diagnostic, InputError
 from pipeline.features import FeatureSet, build_feature_sets
 from pipeline.lock import KernelSource
 from pipeline.schema import MATRIX_SCHEMA, did_you_mean, validate
-from pipeline.yamlmarks import Mark, key_mark_of, load_yaml_file, load_yaml_text, mark_of
+from pipeline.yamlmarks import (
+    Mark,
+    MarkedDict,
+    key_mark_of,
+    load_yaml_file,
+    load_yaml_text,
+    mark_of,
+    source_text,
+)
 
 AXES = ("kernel", "features")
 DEFAULT_TIMEOUT = 1800
@@ -69,6 +78,7 @@ class JobSpec:
     vm: VmSpecDecl | None = None
     mark: Mark | None = None
     values: dict[str, tuple[str, ...]] = field(default_factory=dict)  # axis -> chosen values
+    needs_marks: tuple[Mark | None, ...] = ()  # where each of `needs` is written
 
 
 @dataclass
@@ -85,6 +95,7 @@ class Matrix:
     registry_image: str = "debian"
     exclude_marks: list[Mark | None] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
+    include_marks: list[Mark | None] = field(default_factory=list)
 
     @property
     def root(self) -> Path:
@@ -100,7 +111,8 @@ class Matrix:
         return values
 
 
-def _env(data: Any) -> dict[str, str]:
+def env_strings(data: Any) -> dict[str, str]:
+    """Environment values as strings (booleans as true/false), keys as strings."""
     out = {}
     for key, value in (data or {}).items():
         out[str(key)] = ("true" if value else "false") if isinstance(value, bool) else str(value)
@@ -132,7 +144,22 @@ def _kernel(version: str, data: dict[str, Any]) -> KernelSource:
         abi=data.get("abi", defaults.abi),
         headers=data.get("headers", defaults.headers),
         image=data.get("image", defaults.image),
+        # only when declared: kernels without it hash (matrix.lock) as they always did
+        **({"source": data["source"]} if "source" in data else {}),
     )
+
+
+def _check_kernel(kernel: KernelSource, raw: dict[str, Any], diags: list[Diagnostic]) -> None:
+    try:
+        kernel.headers_regex()
+    except re.error as exc:
+        diags.append(Diagnostic(
+            f"kernels.{kernel.version}.abi is not a valid regular expression ({exc.msg})",
+            mark_of(raw, "abi"), "fix the regex; {version} stands for the kernel version "
+            "and the regex must not define a group named 'abi'"))
+    if not kernel.suite.strip():
+        diags.append(Diagnostic(f"kernels.{kernel.version}.suite is empty", mark_of(raw, "suite"),
+                                "name an apt suite, e.g. bookworm"))
 
 
 def _steps(name: str, data: dict[str, Any], diags: list[Diagnostic]) -> tuple[Step, ...]:
@@ -140,6 +167,10 @@ def _steps(name: str, data: dict[str, Any], diags: list[Diagnostic]) -> tuple[St
         diags.append(Diagnostic(f"job {name!r} has both `run` and `steps`",
                                 key_mark_of(data, "run"), "use one of them"))
     if "steps" in data:
+        if "results" in data:
+            diags.append(Diagnostic(f"job {name!r}: `results` applies only to `run`",
+                                    key_mark_of(data, "results"),
+                                    "set `results:` on the step that produces the output"))
         steps = []
         seen: set[str] = set()
         for index, raw in enumerate(data["steps"]):
@@ -151,13 +182,13 @@ def _steps(name: str, data: dict[str, Any], diags: list[Diagnostic]) -> tuple[St
             steps.append(Step(
                 name=step_name, run=raw["run"], network=bool(raw.get("network", False)),
                 results=raw.get("results", "step"), timeout=raw.get("timeout"),
-                env=_env(raw.get("env")),
+                env=env_strings(raw.get("env")),
             ))
         return tuple(steps)
     if "run" in data:
         return (Step(name="run", run=data["run"], results=data.get("results", "step")),)
     diags.append(Diagnostic(f"job {name!r} has nothing to run", mark_of(data),
-                            "add `run:` or `steps:`"))
+                            "add `run:` or `steps:` (or `vm:`)"))
     return ()
 
 
@@ -175,15 +206,26 @@ def _over(name: str, job: dict[str, Any], kernels: dict[str, Any],
         if chosen == "*" or chosen == ["*"]:
             continue
         wanted = [str(v) for v in (chosen if isinstance(chosen, list) else [chosen])]
+        if not wanted:
+            diags.append(Diagnostic(f"job {name!r}: over.{axis} is an empty list",
+                                    mark_of(raw, axis), f"list the {axis} values to use, "
+                                    "or '*' for all of them"))
+            continue
         known = list(kernels) if axis == "kernel" else list(features)
         for index, value in enumerate(wanted):
-            # a generator's name selects all the sets it generated
+            where = mark_of(chosen, index) if isinstance(chosen, list) else mark_of(raw, axis)
+            if value == "*":
+                diags.append(Diagnostic(f"job {name!r}: over.{axis} mixes '*' with values",
+                                        where, "use '*' alone (all values) or list values"))
+                continue
+            # a generator's name selects all the sets it generated; 6.1 selects 6.1.x
             expanded = [k for k in known if k == value or k.startswith(value + ".")]
             if not expanded:
-                hint = did_you_mean(value, known)
+                generators = [k.split(".", 1)[0] for k in known if axis == "features"]
+                hint = did_you_mean(value, list(dict.fromkeys(known + generators)))
                 diags.append(Diagnostic(
-                    f"job {name!r}: over.{axis} names unknown value {value!r}",
-                    mark_of(chosen, index) if isinstance(chosen, list) else mark_of(raw, axis),
+                    f"job {name!r}: over.{axis} names unknown "
+                    f"{'kernel' if axis == 'kernel' else 'feature set'} {value!r}", where,
                     hint or f"declared: {', '.join(known)}"))
             values[axis] = values.get(axis, ()) + tuple(expanded)
     return tuple(raw), values
@@ -199,82 +241,137 @@ def _vm(raw: dict[str, Any]) -> VmSpecDecl:
         results=raw.get("results", "ktap"))
 
 
+def _check_job(name: str, job: dict[str, Any], over: tuple[str, ...],
+               diags: list[Diagnostic]) -> None:
+    if "vm" not in job:
+        if "image" not in job:
+            diags.append(Diagnostic(f"job {name!r} has no image", mark_of(job),
+                                    "add `image:` naming a flavour from images/flavours.yml"))
+        return
+    for key in ("run", "steps"):
+        if key in job:
+            diags.append(Diagnostic(
+                f"job {name!r} has both `vm` and `{key}`", key_mark_of(job, key),
+                "a vm job runs only `vm.command`: move the steps to another job and list "
+                "it in `needs`"))
+    if "results" in job:
+        diags.append(Diagnostic(f"job {name!r}: `results` does not apply to a vm job",
+                                key_mark_of(job, "results"), "use `vm.results`"))
+    if "kernel" not in over:
+        diags.append(Diagnostic(f"job {name!r} has `vm:` but does not run over kernels",
+                                key_mark_of(job, "vm"), "add `over: [kernel]`"))
+    if "image" in job:
+        diags.append(Diagnostic(f"job {name!r}: `image` is not used by a vm job",
+                                key_mark_of(job, "image"), "remove it (the VM boots the "
+                                "cell's kernel with a busybox initramfs)", severity="warning"))
+    files = job["vm"].get("files") or {}
+    for dest in files:
+        if not str(dest).startswith("/") or ".." in str(dest).split("/"):
+            diags.append(Diagnostic(f"job {name!r}: vm.files path {str(dest)!r} is not an "
+                                    "absolute path inside the VM", key_mark_of(files, dest),
+                                    "write it like /tests/run.sh"))
+
+
 def _limits(defaults: dict[str, Any], data: dict[str, Any] | None) -> Limits:
     merged = {**DEFAULT_LIMITS, **(defaults or {}), **(data or {})}
     return Limits(cpus=float(merged["cpus"]), memory=str(merged["memory"]),
                   pids=int(merged["pids"]))
 
 
+def _cell_filter(entry: dict[str, Any]) -> MarkedDict:
+    """An include/exclude entry with axis values as written (`kernel: 6.10` -> "6.10")."""
+    out = MarkedDict()
+    for attr in ("mark", "key_marks", "value_marks", "key_texts", "value_texts"):
+        setattr(out, attr, getattr(entry, attr, None if attr == "mark" else {}))
+    for key, value in entry.items():
+        out[key] = source_text(entry, key) if key in (*AXES, "job") else value
+    return out
+
+
+def _check_needs(jobs: dict[str, JobSpec], diags: list[Diagnostic]) -> None:
+    for name, job in jobs.items():
+        seen: set[str] = set()
+        for need, mark in zip(job.needs, job.needs_marks, strict=True):
+            need_name = need.split("/", 1)[0]
+            if need_name not in jobs:
+                hint = did_you_mean(need_name, list(jobs))
+                diags.append(Diagnostic(f"job {name!r} needs unknown job {need_name!r}", mark,
+                                        hint or f"known jobs: {', '.join(jobs)}"))
+            elif need == name:
+                diags.append(Diagnostic(f"job {name!r} needs itself", mark,
+                                        "remove it from its own `needs`"))
+            elif need in seen:
+                diags.append(Diagnostic(f"job {name!r} lists {need!r} twice in `needs`", mark,
+                                        "remove the repetition", severity="warning"))
+            seen.add(need)
+
+
 def build_matrix(data: Any, path: Path) -> Matrix:
     """Validate loaded YAML and build the model; all problems are reported together."""
-    diags = validate(data, MATRIX_SCHEMA)
-    if isinstance(data, dict) and isinstance(data.get("kernels"), dict):
-        for version in data["kernels"]:
-            if not isinstance(version, str):
-                diags.append(Diagnostic(
-                    f"kernel version {version!r} is not a string",
-                    key_mark_of(data["kernels"], version),
-                    f'quote it ("{version}"): YAML reads 6.10 as the number 6.1'))
+    diags = validate(data, MATRIX_SCHEMA, root_mark=Mark(str(path), 1, 1))
     if diags:
         raise InputError(diagnostics=diags)
     defaults = data.get("defaults") or {}
-    kernels = {str(v): _kernel(str(v), k) for v, k in data["kernels"].items()}
+    kernels = {}
+    for version, raw in data["kernels"].items():
+        kernels[version] = _kernel(version, raw)
+        _check_kernel(kernels[version], raw, diags)
     features = build_feature_sets(data.get("features"), path.parent, diags)
     jobs: dict[str, JobSpec] = {}
     for name, job in data["jobs"].items():
-        name = str(name)
-        if "/" in name:
-            diags.append(Diagnostic(f"job name {name!r} contains '/'", key_mark_of(data["jobs"],
-                                    name), "'/' separates a job's name from its axis values"))
         over, values = _over(name, job, kernels, features, diags)
-        if "image" not in job and "vm" not in job:
-            diags.append(Diagnostic(f"job {name!r} has no image", mark_of(job),
-                                    "add `image:` naming a flavour from images/flavours.yml"))
+        _check_job(name, job, over, diags)
+        raw_needs = job.get("needs") or []
         jobs[name] = JobSpec(
             name=name, over=over, image=job.get("image", ""),
-            steps=() if "vm" in job and not ("run" in job or "steps" in job)
-            else _steps(name, job, diags),
-            needs=tuple(job.get("needs") or ()), inputs=tuple(job.get("inputs") or ()),
-            env={**_env(defaults.get("env")), **_env(job.get("env"))},
+            steps=() if "vm" in job else _steps(name, job, diags),
+            needs=tuple(raw_needs), inputs=tuple(job.get("inputs") or ()),
+            env={**env_strings(defaults.get("env")), **env_strings(job.get("env"))},
             timeout=int(job.get("timeout", defaults.get("timeout", DEFAULT_TIMEOUT))),
             limits=_limits(defaults.get("limits"), job.get("limits")),
             vm=_vm(job["vm"]) if "vm" in job else None, mark=key_mark_of(data["jobs"], name),
             values=values,
+            needs_marks=tuple(mark_of(raw_needs, i) for i in range(len(raw_needs))),
         )
-    for name, job in jobs.items():
-        raw_needs = data["jobs"][name].get("needs") or []
-        for index, need in enumerate(job.needs):
-            need_name = need.split("/", 1)[0]
-            if need_name not in jobs:
-                hint = did_you_mean(need_name, list(jobs))
-                diags.append(Diagnostic(
-                    f"job {name!r} needs unknown job {need_name!r}", mark_of(raw_needs, index),
-                    hint or f"known jobs: {', '.join(jobs)}"))
-    exclude = list(data.get("exclude") or [])
+    _check_needs(jobs, diags)
+    raw_include = data.get("include") or []
+    raw_exclude = data.get("exclude") or []
     matrix = Matrix(
         path=path, kernels=kernels, features=features, jobs=jobs,
-        include=list(data.get("include") or []), exclude=exclude,
+        include=[_cell_filter(e) for e in raw_include],
+        exclude=[_cell_filter(e) for e in raw_exclude],
         image_base=defaults.get("image-base", "mmdebstrap"),
         registry_image=defaults.get("registry-image", "debian"),
-        exclude_marks=[mark_of(data.get("exclude"), i) for i in range(len(exclude))],
+        exclude_marks=[mark_of(raw_exclude, i) for i in range(len(raw_exclude))],
+        include_marks=[mark_of(raw_include, i) for i in range(len(raw_include))],
     )
-    _check_cell_filters(matrix, data, diags)
+    _check_cell_filters(matrix, diags)
     if any(d.severity == "error" for d in diags):
         raise InputError(diagnostics=diags)
     matrix.warnings.extend(diags)
     return matrix
 
 
-def _check_cell_filters(matrix: Matrix, data: Any, diags: list[Diagnostic]) -> None:
-    for section in ("include", "exclude"):
-        entries = data.get(section) or []
+def _check_cell_filters(matrix: Matrix, diags: list[Diagnostic]) -> None:
+    for section, entries, marks in (("include", matrix.include, matrix.include_marks),
+                                    ("exclude", matrix.exclude, matrix.exclude_marks)):
         for index, entry in enumerate(entries):
+            if not any(k in entry for k in ("job", *AXES)):
+                if section == "exclude":
+                    diags.append(Diagnostic(
+                        f"exclude[{index}] names no job, kernel or features: it would "
+                        "remove every job", marks[index],
+                        "add `job:`, `kernel:` or `features:` to say what to remove"))
+                elif not entry:
+                    diags.append(Diagnostic(f"include[{index}] is empty", marks[index],
+                                            "remove it", severity="warning"))
             for axis, known in (("job", list(matrix.jobs)), ("kernel", list(matrix.kernels)),
                                 ("features", list(matrix.features))):
-                if axis in entry and str(entry[axis]) not in known:
-                    hint = did_you_mean(str(entry[axis]), known)
+                if axis in entry and entry[axis] not in known:
+                    hint = did_you_mean(entry[axis], known)
+                    what = {"job": "job", "kernel": "kernel", "features": "feature set"}[axis]
                     diags.append(Diagnostic(
-                        f"{section}[{index}]: unknown {axis} {str(entry[axis])!r}",
+                        f"{section}[{index}]: unknown {what} {entry[axis]!r}",
                         mark_of(entry, axis), hint or f"known: {', '.join(known)}"))
 
 
