@@ -26,3 +26,8 @@ lint: setup
 
 lock: setup
 	$(VENV)/pipeline lock $(ARGS)
+
+## bench: the benchmark suite (minutes; not part of `make test`): bench/README.md
+.PHONY: bench
+bench: setup
+	$(VENV)/python bench/run.py $(ARGS)

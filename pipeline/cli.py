@@ -27,6 +27,13 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
                        help="job id or name glob, e.g. 'kmod-build/*'")
 
 
+def _add_changed_since(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--changed-since", metavar="REV",
+                        help="only jobs whose `inputs` match a file changed since git REV "
+                             "(committed, uncommitted or untracked), and the jobs that need "
+                             "them; their needs are added as usual")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `pipeline` argument parser."""
     parser = argparse.ArgumentParser(
@@ -40,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("validate", help="check matrix.yml and print warnings")
     p = sub.add_parser("list", help="list the expanded jobs")
     _add_filters(p)
+    _add_changed_since(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("schema", help="print the JSON Schema of matrix.yml")
 
@@ -48,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the matrix (or a filtered part) locally")
     _add_filters(p)
+    _add_changed_since(p)
+    p.add_argument("--no-cache", action="store_true",
+                   help="run every job even if its result is cached (passed results are "
+                        "still stored)")
     p.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                    help="jobs at once (default: number of CPUs)")
     p.add_argument("--fail-fast", action="store_true", help="cancel the rest at the first failure")
@@ -76,7 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="results go to DIR/<job id>/ (log.txt, junit.xml, artifacts/, ...)")
     p.add_argument("--needs-dir", metavar="DIR",
                    help="where the needs' results are (default: --dir)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="run the job even if its result is cached")
     p.add_argument("-v", "--verbose", action="store_true", help="stream job output")
+
+    p = sub.add_parser("cache", help="the result cache: show its size, prune it, clear it")
+    p.add_argument("action", choices=["info", "prune", "clear"])
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("images", help="build or list toolchain images")
     p.add_argument("action", choices=["build", "list"])
@@ -119,11 +137,28 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _changed(args: argparse.Namespace, matrix: Any, jobs: list[Any]
+             ) -> tuple[set[str] | None, list[str]]:
+    """(ids of the jobs affected by --changed-since, the changed files); (None, []) without
+    the option."""
+    if not getattr(args, "changed_since", None):
+        return None, []
+    from pipeline.changes import affected_jobs, changed_since
+
+    paths = changed_since(matrix.root, args.changed_since)
+    return affected_jobs(jobs, paths), paths
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from pipeline.plan import select
 
     matrix, jobs = _load(args)
-    selection = select(matrix, jobs, _filters(args))
+    only, _ = _changed(args, matrix, jobs)
+    selection = select(matrix, jobs, _filters(args), only)
+    if not selection.jobs:
+        print("[]" if args.json else f"no job is affected by changes since "
+              f"{args.changed_since}")
+        return EXIT_OK
     rows = [{"id": j.id, "name": j.name, "axes": j.axes(), "image": j.spec.image,
              "needs": list(j.needs), "inputs": list(j.spec.inputs), "timeout": j.timeout,
              "selected": j.id in selection.chosen} for j in selection.jobs]
@@ -223,17 +258,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.scheduler import Scheduler, default_parallelism
 
     matrix, jobs = _load(args)
-    selection = select(matrix, jobs, _filters(args))
-    _locked_kernels(matrix, selection.jobs)  # a stale lock is an error before any work
-    docker_client()  # an unreachable engine is exit 2 before a run directory exists
+    only, changed = _changed(args, matrix, jobs)
+    selection = select(matrix, jobs, _filters(args), only)
     console = Console(stderr=args.json)
     def say(m: str) -> None:
         console.print(m, highlight=False, markup=False, soft_wrap=True)
+    if not selection.jobs:
+        say(f"nothing to run: {len(changed)} file(s) changed since {args.changed_since}, "
+            "none of them an input of the selected jobs")
+        if args.json:
+            print(json.dumps({"run": None, "status": "passed", "changed": changed,
+                              "results": []}, indent=2))
+        return EXIT_OK
+    _locked_kernels(matrix, selection.jobs)  # a stale lock is an error before any work
+    client = docker_client()  # an unreachable engine is exit 2 before a run directory exists
     reports = Path(args.reports) if args.reports else matrix.root / "reports"
     run_id = new_run_id()
     run_dir = create_run_dir(reports, run_id)
     started = datetime.now(UTC)
-    ctx = _context(matrix, selection.jobs, run_id, run_dir, say, args.verbose)
+    ctx = _context(matrix, selection.jobs, run_id, run_dir, say, args.verbose,
+                   all_jobs=jobs, read_cache=not args.no_cache, client=client)
     containers = ctx.containers
     progress = Progress(console, selection.jobs, live=console.is_terminal and not args.verbose
                         and not args.json)
@@ -266,28 +310,62 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if summary["status"] == "passed" else EXIT_FAILED
 
 
+def _with_needs(jobs: list[Any], all_jobs: list[Any]) -> list[Any]:
+    """`jobs` and their needs, transitively (what cache keys depend on)."""
+    by_id = {j.id: j for j in all_jobs}
+    seen = {j.id: j for j in jobs}
+    stack = list(jobs)
+    while stack:
+        for need in stack.pop().needs:
+            if need in by_id and need not in seen:
+                seen[need] = by_id[need]
+                stack.append(by_id[need])
+    return list(seen.values())
+
+
 def _context(matrix: Any, jobs: list[Any], run_id: str, run_dir: Path, say: Any,
-             verbose: bool, needs_dir: Path | None = None) -> Any:
+             verbose: bool, needs_dir: Path | None = None, all_jobs: list[Any] | None = None,
+             read_cache: bool = True, client: Any = None) -> Any:
+    from pipeline.cache import KeyComputer, ResultCache, docker_image_id
     from pipeline.executor import ContainerRunner, docker_client
     from pipeline.images import ImageBuilder, ImageCatalog
     from pipeline.runner import RunContext
 
-    kernels = _locked_kernels(matrix, jobs)
+    keyed = _with_needs(jobs, all_jobs or jobs)
+    kernels = _locked_kernels(matrix, keyed)
     catalog = ImageCatalog(matrix.root / "images")
-    client = docker_client()
+    client = client or docker_client()
+    images = ImageBuilder(client, catalog, _image_base(matrix), log=lambda m: say(f"  {m}"))
+    flavour_caches = {n: dict(catalog.spec[n].get("caches") or {}) for n in catalog.names()}
+
+    def warn(message: str) -> None:
+        say(f"pipeline: warning: {message}")
+
+    cache = ResultCache(warn=warn)
+    tags: dict[tuple[str, str | None], str] = {}
+
+    def image_tag(job: Any) -> str:  # as runner.ensure() names it, without building
+        kernel = kernels.get(job.kernel) if job.kernel else None
+        memo = (job.spec.image, kernel.version if kernel else None)
+        if memo not in tags:
+            tags[memo] = images.plan(job.spec.image, kernel)[2]
+        return tags[memo]
+
+    keys = KeyComputer(keyed, matrix.root, kernels, image_tag, docker_image_id(client),
+                       flavour_caches) if cache.enabled else None
     return RunContext(
         run_id=run_id, run_dir=run_dir, root=matrix.root,
-        images=ImageBuilder(client, catalog, _image_base(matrix), log=lambda m: say(f"  {m}")),
-        containers=ContainerRunner(client), kernels=kernels,
-        flavour_caches={n: dict(catalog.spec[n].get("caches") or {}) for n in catalog.names()},
+        images=images, containers=ContainerRunner(client), kernels=kernels,
+        flavour_caches=flavour_caches,
         log=(lambda job, line: say(f"  [{job}] {line}")) if verbose else
         (lambda _job, _line: None),
-        needs_dir=needs_dir,
+        needs_dir=needs_dir, cache=cache if cache.enabled else None, keys=keys,
+        read_cache=read_cache, warn=warn,
     )
 
 
 def cmd_job(args: argparse.Namespace) -> int:
-    from pipeline.runner import PASSED, run_job
+    from pipeline.runner import OK_STATUSES, run_job
 
     matrix, jobs = _load(args)
     by_id = {j.id: j for j in jobs}
@@ -305,7 +383,8 @@ def cmd_job(args: argparse.Namespace) -> int:
         print(message, flush=True)
 
     ctx = _context(matrix, [job], out.name, out, say, args.verbose,
-                   Path(args.needs_dir).resolve() if args.needs_dir else None)
+                   Path(args.needs_dir).resolve() if args.needs_dir else None,
+                   all_jobs=jobs, read_cache=not args.no_cache)
     missing = [n for n in job.needs if not (ctx.needs_dir or out).joinpath(n, "artifacts")
                .is_dir()]
     if missing:
@@ -315,7 +394,28 @@ def cmd_job(args: argparse.Namespace) -> int:
     print(f"{result.status.upper()} {job.id} ({result.seconds:.1f} s): "
           f"{result.tests} tests, {result.failures} failures, {result.errors} errors"
           + (f"; {result.message}" if result.message else ""))
-    return EXIT_OK if result.status == PASSED else EXIT_FAILED
+    return EXIT_OK if result.status in OK_STATUSES else EXIT_FAILED
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from pipeline.cache import ResultCache
+
+    cache = ResultCache()
+    removed = None
+    if args.action == "prune":
+        removed, _ = cache.prune()
+    elif args.action == "clear":
+        removed = cache.clear()
+    stats = {**cache.stats(), **({"removed": removed} if removed is not None else {})}
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return EXIT_OK
+    if removed is not None:
+        print(f"removed {removed} entries")
+    print(f"{stats['root']}: {stats['entries']} entries, {stats['bytes'] / 2**20:.1f} MB "
+          f"of {stats['limit'] / 2**20:.0f} MB"
+          + (" (disabled: KMATRIX_RESULT_CACHE_MB=0)" if not cache.enabled else ""))
+    return EXIT_OK
 
 
 def _resolve_run(reports: Path, run: str) -> Path:
@@ -439,7 +539,7 @@ def _xml_text(xml: Any) -> str:
 COMMANDS = {
     "validate": cmd_validate, "list": cmd_list, "schema": cmd_schema, "lock": cmd_lock,
     "run": cmd_run, "runs": cmd_runs, "report": cmd_report, "job": cmd_job,
-    "images": cmd_images, "convert": cmd_convert,
+    "images": cmd_images, "convert": cmd_convert, "cache": cmd_cache,
     "master": lambda a: __import__("pipeline.buildbot.control").buildbot.control.cmd_master(a),
     "hook": lambda a: __import__("pipeline.buildbot.control").buildbot.control.cmd_hook(a),
 }

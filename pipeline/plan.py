@@ -50,8 +50,13 @@ def _check_known(matrix: Matrix, filters: Filters) -> None:
                 f"declared: {', '.join(matrix.features)}", hint=hint)
 
 
-def select(matrix: Matrix, jobs: list[Job], filters: Filters) -> Selection:
-    """Apply filters; needs of selected jobs are added so the selection can run."""
+def select(matrix: Matrix, jobs: list[Job], filters: Filters,
+           only: set[str] | None = None) -> Selection:
+    """Apply filters; needs of selected jobs are added so the selection can run.
+
+    `only` (e.g. the jobs a change affects) further restricts the chosen jobs; the
+    selection may then be empty.
+    """
     _check_known(matrix, filters)
 
     def chosen(job: Job) -> bool:
@@ -75,6 +80,8 @@ def select(matrix: Matrix, jobs: list[Job], filters: Filters) -> Selection:
             "no job matches the filters",
             hint="see the job ids with `pipeline list`",
         )
+    if only is not None:
+        picked &= only
     closure = set(picked)
     stack = list(picked)
     while stack:

@@ -13,7 +13,7 @@ from junitparser import JUnitXml
 
 from pipeline.expand import Job
 from pipeline.results.merge import merge_files
-from pipeline.runner import PASSED, JobResult
+from pipeline.runner import OK_STATUSES, JobResult
 
 STATUS_STYLE = {
     "passed": "green", "failed": "red", "error": "red", "skipped": "yellow",
@@ -57,7 +57,8 @@ def write_summary(run_dir: Path, run_id: str, matrix_path: Path, jobs: list[Job]
         "matrix": str(matrix_path),
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "status": "passed" if all(r.status == PASSED for r in results.values()) else "failed",
+        "status": "passed" if all(r.status in OK_STATUSES for r in results.values())
+        else "failed",
         "jobs": {s: n for s, n in counts.items() if n},
         "tests": {"total": merged.tests, "failures": merged.failures,
                   "errors": merged.errors, "skipped": merged.skipped},

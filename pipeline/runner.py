@@ -2,7 +2,9 @@
 
 This is the one execution path: `pipeline run` and Buildbot's steps both call run_job().
 Each job leaves, in its directory: log.txt, junit.xml, metadata.json, reproduce.sh and
-artifacts/ (what the steps wrote to $OUT).
+artifacts/ (what the steps wrote to $OUT). With a result cache (pipeline/cache.py), a job
+whose key has a stored passed result gets that result's files instead ("cached") and no
+container or VM is started; a passed job's files are stored under its key.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from junitparser import Error, Failure, TestCase, TestSuite
 
+from pipeline.cache import KeyComputer, ResultCache
 from pipeline.errors import InputError, PipelineError
 from pipeline.executor import (
     JOB_LABEL,
@@ -42,9 +45,11 @@ from pipeline.paths import cache_dir
 from pipeline.results.build_log import step_case
 from pipeline.results.merge import suite_counts, write_suite
 
-PASSED, FAILED, ERROR, SKIPPED, CANCELLED, INTERRUPTED = (
-    "passed", "failed", "error", "skipped", "cancelled", "interrupted",
+PASSED, FAILED, ERROR, SKIPPED, CANCELLED, INTERRUPTED, CACHED = (
+    "passed", "failed", "error", "skipped", "cancelled", "interrupted", "cached",
 )
+OK_STATUSES = (PASSED, CACHED)  # what dependents and the run's status count as success
+CACHED_FILES = ("junit.xml", "log.txt", "metadata.json", "reproduce.sh", "artifacts")
 SRC, OUT, WORK, NEEDS = "/src", "/out", "/work", "/needs"
 
 
@@ -81,6 +86,10 @@ class RunContext:
     flavour_caches: dict[str, dict[str, str]]
     log: Callable[[str, str], None] = lambda _job, _line: None
     needs_dir: Path | None = None  # where needs' results are (default: run_dir)
+    cache: ResultCache | None = None  # stored results (None: no caching at all)
+    keys: KeyComputer | None = None
+    read_cache: bool = True  # False (--no-cache): always run, still store passed results
+    warn: Callable[[str], None] = lambda _message: None
 
 
 def job_dir(ctx: RunContext, job: Job) -> Path:
@@ -204,8 +213,99 @@ class _Frame:
         self.suite.add_testcase(case)
 
 
+def _key(ctx: RunContext, job: Job) -> str | None:
+    if ctx.cache is None or ctx.keys is None or not ctx.cache.enabled:
+        return None
+    try:
+        return ctx.keys.key(job)
+    except Exception as exc:  # the cache must never break a run
+        ctx.warn(f"{job.id}: cannot compute its cache key ({exc.__class__.__name__}: "
+                 f"{exc}); it is not cached")
+        return None
+
+
+def _from_cache(ctx: RunContext, job: Job, key: str) -> JobResult | None:
+    assert ctx.cache is not None
+    started = time.monotonic()
+    entry = ctx.cache.lookup(key)
+    if entry is None:
+        return None
+    directory = job_dir(ctx, job)
+    if not ctx.cache.restore(entry, directory):
+        shutil.rmtree(directory, ignore_errors=True)
+        return None
+    info = entry.info
+    origin = (f"result {key[:16]} of run {info.get('run', '?')} ({entry.body.get('created')}), "
+              f"which passed in {info.get('seconds', 0):.1f} s")
+    log = directory / "log.txt"
+    log.write_text(f"== cached: {origin}; no container or VM was started\n"
+                   + (log.read_text(errors="replace") if log.is_file() else ""))
+    _relocate_reproducer(directory / "reproduce.sh", info, _paths(ctx))
+    ctx.log(job.id, f"== cached: {origin}")
+    meta_path = directory / "metadata.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        meta = {"job": job.id, "status": PASSED}
+    meta["cache"] = {"hit": True, "key": key, "run": info.get("run"),
+                     "stored": entry.body.get("created"), "seconds": info.get("seconds")}
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    tests = meta.get("tests") or {}
+    return JobResult(
+        id=job.id, status=CACHED, seconds=round(time.monotonic() - started, 3),
+        message=f"cached: passed in {info.get('seconds', 0):.1f} s in run "
+                f"{info.get('run', '?')}",
+        tests=int(tests.get("total", 0)), failures=int(tests.get("failures", 0)),
+        errors=int(tests.get("errors", 0)), skipped=int(tests.get("skipped", 0)),
+        image=info.get("image"), directory=str(directory.relative_to(ctx.run_dir)))
+
+
+def _paths(ctx: RunContext) -> dict[str, str]:
+    """Host paths a reproduce.sh names that differ between checkouts and runs."""
+    return {"root": str(ctx.root), "needs": str(ctx.needs_dir or ctx.run_dir)}
+
+
+def _relocate_reproducer(script: Path, info: dict[str, Any], now: dict[str, str]) -> None:
+    """Point a restored reproduce.sh at this checkout and run (a cached result may come from
+    another checkout of the same content, e.g. a Buildbot worker's)."""
+    then = info.get("paths") or {}
+    if not script.is_file() or not then:
+        return
+    text = script.read_text()
+    for name, suffix in (("root", f":{SRC}"), ("needs", "/")):
+        if then.get(name) and then[name] != now[name]:
+            text = text.replace(then[name] + suffix, now[name] + suffix)
+    script.write_text(text)
+
+
+def _store(ctx: RunContext, job: Job, key: str | None, result: JobResult) -> None:
+    assert ctx.cache is not None
+    key = key or _key(ctx, job)  # its image exists now
+    if key is None:
+        return
+    info = {"job": job.id, "run": ctx.run_id, "seconds": result.seconds,
+            "image": result.image, "tests": result.tests, "paths": _paths(ctx)}
+    try:
+        ctx.cache.store(key, job_dir(ctx, job), CACHED_FILES, info)
+    except OSError as exc:
+        ctx.warn(f"{job.id}: cannot store its result in the cache: {exc}")
+
+
 def run_job(ctx: RunContext, job: Job) -> JobResult:
-    """Run a job to completion and write its directory. Never raises for job failures."""
+    """Run a job to completion and write its directory (or restore its cached result).
+    Never raises for job failures."""
+    key = _key(ctx, job)
+    if key is not None and ctx.read_cache:
+        cached = _from_cache(ctx, job, key)
+        if cached is not None:
+            return cached
+    result = _run(ctx, job, key)
+    if result.status == PASSED and ctx.cache is not None and ctx.cache.enabled:
+        _store(ctx, job, key, result)
+    return result
+
+
+def _run(ctx: RunContext, job: Job, key: str | None) -> JobResult:
     directory = job_dir(ctx, job)
     directory.mkdir(parents=True, exist_ok=True)
     prepare_writable(directory / "artifacts")
@@ -221,6 +321,8 @@ def run_job(ctx: RunContext, job: Job) -> JobResult:
             frame.emit(f"== error: {exc}")
             frame.fail(ERROR, str(exc).splitlines()[0])
             frame.error_case("setup", str(exc), "environment")
+    if key is not None:
+        frame.extra["cache"] = {"hit": False, "key": key}
     return _finish(frame)
 
 

@@ -1,4 +1,4 @@
-"""Run a job graph: a job starts once its needs passed, up to N at a time."""
+"""Run a job graph: a job starts once its needs passed (or were cached), up to N at a time."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from pipeline.expand import Job
-from pipeline.runner import CANCELLED, INTERRUPTED, PASSED, SKIPPED, JobResult
+from pipeline.runner import CANCELLED, INTERRUPTED, OK_STATUSES, SKIPPED, JobResult
 
 RunOne = Callable[[Job], JobResult]
 
@@ -46,7 +46,7 @@ class Scheduler:
                     stop_new = True
                 for job in list(pending):
                     blocked = [n for n in job.needs if n in results
-                               and results[n].status != PASSED]
+                               and results[n].status not in OK_STATUSES]
                     if stop_new:
                         reason = INTERRUPTED if self.interrupted.is_set() else CANCELLED
                         results[job.id] = JobResult(job.id, reason,
@@ -80,6 +80,6 @@ class Scheduler:
                         result = JobResult(job.id, "error", message=f"internal error: {exc!r}")
                     results[job.id] = result
                     self.on_finish(job, result)
-                    if self.fail_fast and result.status != PASSED:
+                    if self.fail_fast and result.status not in OK_STATUSES:
                         stop_new = True
         return results

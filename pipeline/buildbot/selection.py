@@ -10,31 +10,20 @@ dependent jobs use: see docs/BUILDBOT.md, "Ordering").
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Iterable
 from typing import Any
 
+from pipeline.changes import affected_jobs, file_matches, job_touched
 from pipeline.plan import kernel_matches
 
 ALL = "all"
-
-
-def file_matches(path: str, globs: Iterable[str]) -> bool:
-    """fnmatch a repository path against input globs; `dir/**` also matches `dir/x/y`."""
-    path = path.removeprefix("./")
-    for glob in globs:
-        if fnmatch.fnmatchcase(path, glob):
-            return True
-        if glob.endswith("/**") and (path == glob[:-3] or path.startswith(glob[:-2])):
-            return True
-    return False
+__all__ = ["ALL", "builders_for_files", "builders_for_force", "close", "file_matches",
+           "important", "job_wants", "levels"]
 
 
 def job_wants(job: Any, files: list[str]) -> bool:
-    """Does a change with these files concern this job?"""
-    if not job.spec.inputs or not files:
-        return True
-    return any(file_matches(f, job.spec.inputs) for f in files)
+    """Does a change with these files concern this job? (A change without files: yes.)"""
+    return not files or job_touched(job, files)
 
 
 def close(jobs: list[Any], picked: set[str], dependents: bool = True) -> list[str]:
@@ -59,8 +48,10 @@ def close(jobs: list[Any], picked: set[str], dependents: bool = True) -> list[st
 
 
 def builders_for_files(jobs: list[Any], files: list[str]) -> list[str]:
-    """Builders (job ids) that a change touching `files` runs."""
-    return close(jobs, {j.id for j in jobs if job_wants(j, files)})
+    """Builders (job ids) that a change touching `files` runs: changes.affected_jobs (all
+    jobs for a change without files) plus their needs."""
+    picked = affected_jobs(jobs, files) if files else {j.id for j in jobs}
+    return close(jobs, picked, dependents=False)
 
 
 def important(jobs: list[Any], files: list[str]) -> bool:

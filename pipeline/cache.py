@@ -1,0 +1,555 @@
+"""Content-addressed job results: a job whose key has a stored, passed result is not re-run.
+
+Key (KeyComputer): sha256 over the job's resolved definition (id, axes, env, steps or vm
+spec, timeout, limits, flavour caches), what it runs on (container jobs: the image tag,
+itself a content hash of the rendered flavour, plus the local image id; VM jobs: the
+locked kernel image package with its sha256, the QEMU version, the busybox binary and
+the init template), the content of the files its `inputs` globs match (every project file
+for a job without inputs) and the keys of its needs. Project files are the git-tracked and
+untracked-not-ignored ones (a walk skipping .git, reports, target, ... outside git).
+
+Store (ResultCache), under $KMATRIX_RESULT_CACHE_DIR, else <kmatrix cache>/results
+($KMATRIX_CACHE_DIR/results, default ~/.cache/kmatrix/results):
+    v1/<key[:2]>/<key>/manifest.json   {"sha256": of the body, "body": {files, info, ...}}
+    v1/<key[:2]>/<key>/files/...       junit.xml, log.txt, metadata.json, artifacts/...
+An entry is written to tmp/ and renamed into place (the first writer of a key wins; readers
+never see partial entries) and removed by renaming it to trash/ first. Reading checks the
+manifest checksum, each file's size and, while copying, its sha256: a corrupt entry is a
+warning, is discarded and the job runs. Size is bounded ($KMATRIX_RESULT_CACHE_MB, default
+2048; 0 disables the cache): after a store, least recently used entries (manifest mtime,
+touched on every hit) are removed until the total is under the bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline import __version__
+from pipeline.changes import file_matches
+from pipeline.expand import Job
+from pipeline.lock import LockedKernel
+from pipeline.paths import cache_dir
+
+CACHE_FORMAT = "1"  # bump to invalidate every stored result
+DEFAULT_LIMIT_MB = 2048
+LOW_WATER = 0.9  # pruning goes down to this fraction of the bound
+STALE_TMP_SECONDS = 3600
+WALK_SKIP = {".git", ".buildbot", ".venv", "reports", "target", "__pycache__", ".pytest_cache"}
+
+Warn = Callable[[str], None]
+
+
+def _sha256_json(data: Any) -> str:
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- keys
+
+
+class SourceTree:
+    """The project's files and their content digests (memoised for one process)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._files: list[str] | None = None
+        self._file_digest: dict[str, str] = {}
+        self._glob_digest: dict[tuple[str, ...], tuple[str, int]] = {}
+        self._lock = threading.RLock()
+
+    def files(self) -> list[str]:
+        """Project files relative to the root, sorted (git's view when in a checkout)."""
+        with self._lock:
+            if self._files is None:
+                self._files = sorted(self._git_files() or self._walk())
+            return self._files
+
+    def _git_files(self) -> list[str] | None:
+        try:
+            proc = subprocess.run(
+                ["git", "-C", str(self.root), "ls-files", "-z", "--cached", "--others",
+                 "--exclude-standard", "--", "."],
+                capture_output=True, check=False, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if proc.returncode != 0:
+            return None
+        return list(dict.fromkeys(os.fsdecode(p) for p in proc.stdout.split(b"\0") if p))
+
+    def _walk(self) -> list[str]:
+        out = []
+        for directory, dirs, files in os.walk(self.root):
+            dirs[:] = [d for d in dirs if d not in WALK_SKIP]
+            rel = Path(directory).relative_to(self.root)
+            out += [(rel / f).as_posix() for f in files]
+        return out
+
+    def file_digest(self, rel: str) -> str:
+        """Digest of one file: content and executable bit (or link target / absence)."""
+        with self._lock:
+            found = self._file_digest.get(rel)
+            if found is None:
+                path = self.root / rel
+                try:
+                    info = path.lstat()
+                    if stat.S_ISLNK(info.st_mode):
+                        found = "link:" + os.readlink(path)
+                    elif stat.S_ISREG(info.st_mode):
+                        found = file_sha256(path) + (":x" if info.st_mode & 0o111 else "")
+                    else:
+                        found = "other"
+                except FileNotFoundError:
+                    found = "missing"
+                self._file_digest[rel] = found
+            return found
+
+    def digest(self, globs: Iterable[str]) -> tuple[str, int]:
+        """(digest of the files matching the globs, with their paths; how many); no globs:
+        every file."""
+        key = tuple(globs)
+        with self._lock:
+            if key not in self._glob_digest:
+                matched = [f for f in self.files() if not key or file_matches(f, key)]
+                digest = hashlib.sha256()
+                for rel in matched:
+                    digest.update(f"{rel}\0{self.file_digest(rel)}\0".encode(
+                        "utf-8", "surrogateescape"))
+                self._glob_digest[key] = (digest.hexdigest(), len(matched))
+            return self._glob_digest[key]
+
+
+def _run_version(cmd: list[str]) -> str:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "missing"
+    return (proc.stdout.strip().splitlines() or ["unknown"])[0]
+
+
+def vm_runtime() -> dict[str, str]:
+    """What a VM job runs on besides its kernel: QEMU, busybox, the init template and the
+    fixed kernel command line."""
+    from pipeline import vm
+    from pipeline.errors import PipelineError
+    from pipeline.kvm import MACHINE, QEMU
+
+    def digest(path: Path) -> str:
+        try:
+            return file_sha256(path)
+        except OSError:
+            return "missing"
+
+    try:
+        init = digest(vm.init_template())
+    except PipelineError:
+        init = "missing"
+    return {"qemu": _run_version([QEMU, "--version"]), "machine": MACHINE,
+            "busybox": digest(Path("/bin/busybox")), "init": init, "append": vm.BASE_APPEND}
+
+
+def docker_image_id(client: Any) -> Callable[[str], str | None]:
+    """tag -> local image id (None when absent), asking the Docker engine."""
+
+    def lookup(tag: str) -> str | None:
+        import docker.errors
+
+        try:
+            return str(client.images.get(tag).id)
+        except docker.errors.ImageNotFound:
+            return None
+
+    return lookup
+
+
+class KeyComputer:
+    """Cache keys of a matrix's jobs; thread-safe, memoised, never builds an image.
+
+    key() is None when it cannot be known yet: the job's image (or a need's) is not built.
+    """
+
+    def __init__(self, jobs: list[Job], root: Path, kernels: dict[str, LockedKernel],
+                 image_tag: Callable[[Job], str], image_id: Callable[[str], str | None],
+                 flavour_caches: dict[str, dict[str, str]] | None = None,
+                 runtime: Callable[[], dict[str, str]] = vm_runtime,
+                 tree: SourceTree | None = None) -> None:
+        self.by_id = {j.id: j for j in jobs}
+        self.kernels = kernels
+        self.image_tag = image_tag
+        self.image_id = image_id
+        self.flavour_caches = flavour_caches or {}
+        self.runtime = runtime
+        self.tree = tree or SourceTree(root)
+        self._keys: dict[str, str] = {}
+        self._ids: dict[str, str] = {}
+        self._vm: dict[str, str] | None = None
+        self._lock = threading.RLock()
+
+    def definition(self, job: Job) -> dict[str, Any]:
+        """The job as resolved from the matrix (no file content, no Docker)."""
+        spec = job.spec
+        kernel = self.kernels.get(job.kernel) if job.kernel else None
+        return {
+            "format": CACHE_FORMAT, "tool": __version__, "job": job.id, "axes": job.axes(),
+            "env": job.job_env(), "timeout": job.timeout, "limits": asdict(spec.limits),
+            "steps": [asdict(s) for s in spec.steps] if spec.vm is None else [],
+            "vm": asdict(spec.vm) if spec.vm is not None else None,
+            "image": spec.image if spec.vm is None else None,
+            "caches": self.flavour_caches.get(spec.image, {}) if spec.vm is None else {},
+            "kernel": kernel.to_yaml() if kernel else None,
+            "inputs": list(spec.inputs),
+        }
+
+    def material(self, job: Job) -> dict[str, Any] | None:
+        """Everything the key hashes (None if an image id is not known yet)."""
+        with self._lock:
+            inputs, count = self.tree.digest(job.spec.inputs)
+            needs = {}
+            for need in job.needs:
+                need_job = self.by_id.get(need)
+                need_key = self.key(need_job) if need_job else None
+                if need_key is None:
+                    return None
+                needs[need] = need_key
+            if job.spec.vm is not None:
+                if self._vm is None:
+                    self._vm = self.runtime()
+                kernel = self.kernels.get(job.kernel) if job.kernel else None
+                runs_on: dict[str, Any] = {
+                    **self._vm, "kernel_image": asdict(kernel.image) if kernel else None}
+            else:
+                tag = self.image_tag(job)
+                image_id = self._ids.get(tag) or self.image_id(tag)
+                if image_id is None:
+                    return None
+                self._ids[tag] = image_id
+                runs_on = {"image_tag": tag, "image_id": image_id}
+            return {"definition": self.definition(job), "runs_on": runs_on,
+                    "input_files": count, "input_digest": inputs, "needs": needs}
+
+    def key(self, job: Job) -> str | None:
+        """The job's cache key (hex sha256), or None while its image is not built."""
+        with self._lock:
+            found = self._keys.get(job.id)
+            if found is None:
+                material = self.material(job)
+                if material is None:
+                    return None
+                found = self._keys[job.id] = _sha256_json(material)
+            return found
+
+
+# --------------------------------------------------------------------------- store
+
+
+def result_cache_root() -> Path:
+    """$KMATRIX_RESULT_CACHE_DIR, else <kmatrix cache dir>/results."""
+    explicit = os.environ.get("KMATRIX_RESULT_CACHE_DIR")
+    return Path(explicit) if explicit else cache_dir() / "results"
+
+
+def result_cache_limit() -> int:
+    """The size bound in bytes ($KMATRIX_RESULT_CACHE_MB, default 2048; 0 = disabled)."""
+    raw = os.environ.get("KMATRIX_RESULT_CACHE_MB", "").strip()
+    try:
+        megabytes = float(raw) if raw else DEFAULT_LIMIT_MB
+    except ValueError:
+        megabytes = DEFAULT_LIMIT_MB
+    return max(0, int(megabytes * 1024 * 1024))
+
+
+class CorruptEntry(Exception):
+    """A stored entry does not match its manifest."""
+
+
+@dataclass
+class Entry:
+    """A stored result: its directory and manifest body."""
+
+    key: str
+    path: Path
+    body: dict[str, Any]
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the runner stored with it (job, run, result counts, ...)."""
+        return dict(self.body.get("info") or {})
+
+
+@contextlib.contextmanager
+def _try_lock(path: Path) -> Iterator[bool]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _copy_hashing(src: Path, dest: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(src, "rb") as reader, open(dest, "wb") as writer:
+        while chunk := reader.read(1 << 20):
+            digest.update(chunk)
+            writer.write(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+class ResultCache:
+    """Passed job results by key, shared by every run and worker of one machine."""
+
+    def __init__(self, root: Path | None = None, limit: int | None = None,
+                 warn: Warn = lambda _m: None) -> None:
+        self.root = root or result_cache_root()
+        self.limit = result_cache_limit() if limit is None else limit
+        self.warn = warn
+
+    @property
+    def enabled(self) -> bool:
+        return self.limit > 0
+
+    def path(self, key: str) -> Path:
+        """Where the entry of a key lives."""
+        return self.root / f"v{CACHE_FORMAT}" / key[:2] / key
+
+    # -- reading --------------------------------------------------------------------------
+    def _read(self, key: str, path: Path) -> Entry:
+        try:
+            manifest = json.loads((path / "manifest.json").read_text())
+            body = manifest["body"]
+            if _sha256_json(body) != manifest["sha256"] or body.get("key") != key:
+                raise CorruptEntry("manifest checksum mismatch")
+            for rel, size, _sha, _mode in body["files"]:
+                if rel.startswith("/") or ".." in Path(rel).parts:
+                    raise CorruptEntry(f"bad path {rel!r} in the manifest")
+                try:
+                    found = (path / "files" / rel).stat().st_size
+                except OSError:
+                    raise CorruptEntry(f"missing file {rel}") from None
+                if found != size:
+                    raise CorruptEntry(f"{rel} has {found} bytes, the manifest says {size}")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CorruptEntry(f"unreadable manifest ({exc.__class__.__name__})") from None
+        return Entry(key, path, body)
+
+    def lookup(self, key: str) -> Entry | None:
+        """The valid entry of a key (its use is recorded for LRU), or None. A corrupt one
+        is reported, discarded and treated as absent."""
+        if not self.enabled:
+            return None
+        path = self.path(key)
+        if not path.is_dir():
+            return None
+        try:
+            entry = self._read(key, path)
+        except CorruptEntry as exc:
+            try:  # replaced or removed by another process while we read it?
+                entry = self._read(key, path)
+            except CorruptEntry:
+                if path.is_dir():  # else it was pruned while we looked: just a miss
+                    self.warn(f"result cache entry {key[:16]} is corrupt ({exc}); ignored")
+                    self.discard(key)
+                return None
+        with contextlib.suppress(OSError):
+            os.utime(path / "manifest.json")
+        return entry
+
+    def restore(self, entry: Entry, dest: Path) -> bool:
+        """Copy an entry's files into `dest`, checking each sha256. False if one differs or
+        is gone: the entry is then reported and discarded (silently if it was pruned)."""
+        try:
+            for rel, size, sha, mode in entry.body["files"]:
+                target = dest / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if _copy_hashing(entry.path / "files" / rel, target) != (size, sha):
+                    raise CorruptEntry(f"{rel}: content differs from the manifest")
+                os.chmod(target, mode)
+        except (OSError, CorruptEntry) as exc:
+            if self._same(entry):  # else it was pruned or replaced while we read it
+                reason = exc if isinstance(exc, CorruptEntry) else f"cannot read: {exc}"
+                self.warn(f"result cache entry {entry.key[:16]} is corrupt ({reason}); "
+                          "ignored")
+                self.discard(entry.key)
+            return False
+        return True
+
+    def _same(self, entry: Entry) -> bool:
+        try:
+            return self._read(entry.key, entry.path).body == entry.body
+        except CorruptEntry:
+            return entry.path.is_dir()
+
+    # -- writing --------------------------------------------------------------------------
+    def store(self, key: str, source: Path, names: Iterable[str],
+              info: dict[str, Any]) -> bool:
+        """Store files and directories `names` of `source` under `key`; True if this call
+        wrote the entry (False: disabled, or a valid entry already existed)."""
+        if not self.enabled:
+            return False
+        final = self.path(key)
+        if final.is_dir() and self._valid(key, final):
+            return False
+        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        tmp = self.root / "tmp" / f"{key[:16]}.{os.getpid()}.{secrets.token_hex(4)}"
+        try:
+            files = self._copy_in(source, names, tmp / "files")
+            body = {"key": key, "format": CACHE_FORMAT,
+                    "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "bytes": sum(f[1] for f in files), "files": files, "info": info}
+            manifest = {"sha256": _sha256_json(body), "body": body}
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+            final.parent.mkdir(parents=True, exist_ok=True)
+            wrote = self._publish(key, tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if wrote:
+            self.prune()
+        return wrote
+
+    def _copy_in(self, source: Path, names: Iterable[str], dest: Path) -> list[list[Any]]:
+        files: list[list[Any]] = []
+        for name in names:
+            top = source / name
+            if top.is_file():
+                paths = [top]
+            elif top.is_dir():
+                paths = sorted(p for p in top.rglob("*") if p.is_file())
+            else:
+                continue
+            for path in paths:
+                rel = path.relative_to(source).as_posix()
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                size, sha = _copy_hashing(path, dest / rel)
+                files.append([rel, size, sha, stat.S_IMODE(path.stat().st_mode)])
+        return files
+
+    def _publish(self, key: str, tmp: Path, final: Path) -> bool:
+        for _attempt in range(3):
+            try:
+                os.rename(tmp, final)
+                return True
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+            if self._valid(key, final):
+                return False  # another writer won the race with a good entry
+            self.discard(key)  # a corrupt entry: replace it
+        return False
+
+    def _valid(self, key: str, path: Path) -> bool:
+        try:
+            entry = self._read(key, path)
+            return all(file_sha256(path / "files" / rel) == sha
+                       for rel, _size, sha, _mode in entry.body["files"])
+        except (CorruptEntry, OSError):
+            return False
+
+    def discard(self, key: str) -> None:
+        """Remove an entry (atomically: renamed into trash/ first)."""
+        self._remove(self.path(key))
+
+    def _remove(self, path: Path) -> None:
+        trash = self.root / "trash"
+        trash.mkdir(parents=True, exist_ok=True)
+        target = trash / f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}"
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(target, ignore_errors=True)
+
+    # -- size bound -----------------------------------------------------------------------
+    def entries(self) -> list[tuple[float, int, Path]]:
+        """(last use, bytes, path) of every entry."""
+        out = []
+        base = self.root / f"v{CACHE_FORMAT}"
+        for shard in (base.iterdir() if base.is_dir() else ()):
+            for path in (shard.iterdir() if shard.is_dir() else ()):
+                manifest = path / "manifest.json"
+                try:
+                    used = manifest.stat().st_mtime
+                    size = int(json.loads(manifest.read_text())["body"]["bytes"])
+                    size += manifest.stat().st_size
+                except (OSError, ValueError, KeyError, TypeError):
+                    used, size = 0.0, _du(path)  # broken entries go first
+                out.append((used, size, path))
+        return out
+
+    def prune(self, limit: int | None = None) -> tuple[int, int]:
+        """Remove least recently used entries until the total is under LOW_WATER x the
+        bound (only when over it); also clears stale temporaries. (removed, bytes left)."""
+        limit = self.limit if limit is None else limit
+        with _try_lock(self.root / "prune.lock") as locked:
+            if not locked:
+                return 0, -1  # another process is pruning
+            now = time.time()
+            for leftover in (self.root / "tmp").glob("*"):
+                with contextlib.suppress(OSError):
+                    if now - leftover.stat().st_mtime > STALE_TMP_SECONDS:
+                        shutil.rmtree(leftover, ignore_errors=True)
+            for leftover in (self.root / "trash").glob("*"):
+                shutil.rmtree(leftover, ignore_errors=True)
+            entries = sorted(self.entries())
+            total = sum(size for _, size, _ in entries)
+            removed = 0
+            if total > limit:
+                for _used, size, path in entries:
+                    if total <= limit * LOW_WATER:
+                        break
+                    self._remove(path)
+                    total -= size
+                    removed += 1
+            return removed, total
+
+    def stats(self) -> dict[str, Any]:
+        """Entry count, bytes and bound."""
+        entries = self.entries()
+        return {"root": str(self.root), "entries": len(entries),
+                "bytes": sum(size for _, size, _ in entries), "limit": self.limit}
+
+    def clear(self) -> int:
+        """Remove every entry; how many."""
+        entries = self.entries()
+        for _used, _size, path in entries:
+            self._remove(path)
+        return len(entries)
+
+
+def _du(path: Path) -> int:
+    total = 0
+    for item in path.rglob("*"):
+        with contextlib.suppress(OSError):
+            if item.is_file():
+                total += item.stat().st_size
+    return total

@@ -1,0 +1,343 @@
+"""Result cache: what keys depend on, store/lookup/restore, corruption, LRU bound, races."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from pipeline.cache import KeyComputer, ResultCache, SourceTree
+from pipeline.expand import expand
+from pipeline.images import ImageBase, ImageBuilder, ImageCatalog
+from pipeline.lock import read_lock
+from pipeline.matrix import load_matrix
+from pipeline.runner import CACHED, CACHED_FILES, RunContext, run_job
+
+VM = {"qemu": "QEMU emulator version 7.2.22", "busybox": "b" * 64, "init": "i" * 64}
+
+
+def computer(project: Path, image_ids: dict[str, str] | None = None,
+             runtime: dict[str, str] | None = None) -> tuple[KeyComputer, dict]:
+    """A KeyComputer over a project directory; image ids default to one per tag."""
+    matrix = load_matrix(project / "matrix.yml")
+    jobs = expand(matrix)
+    kernels = read_lock(project / "matrix.lock")
+    builder = ImageBuilder(None, ImageCatalog(project / "images"), ImageBase())
+
+    def tag(job):
+        kernel = kernels.get(job.kernel) if job.kernel else None
+        return builder.plan(job.spec.image, kernel)[2]
+
+    ids = image_ids if image_ids is not None else {}
+    keys = KeyComputer(jobs, project, kernels, tag,
+                       lambda t: ids.get(t, "sha256:" + t.split(":")[-1]),
+                       runtime=lambda: dict(runtime or VM))
+    return keys, {j.id: j for j in jobs}
+
+
+def all_keys(project: Path, **kw) -> dict[str, str | None]:
+    keys, jobs = computer(project, **kw)
+    return {job_id: keys.key(job) for job_id, job in jobs.items()}
+
+
+def test_keys_are_stable_and_distinct(project_copy: Path) -> None:
+    first, second = all_keys(project_copy), all_keys(project_copy)
+    assert first == second
+    assert all(first.values()) and len(set(first.values())) == len(first)
+
+
+def test_input_file_change_invalidates_the_job_and_its_dependents(project_copy) -> None:
+    before = all_keys(project_copy)
+    source = project_copy / "kernel" / "vexfs_main.c"
+    source.write_text(source.read_text() + "\n/* edited */\n")
+    after = all_keys(project_copy)
+    changed = {j for j in before if before[j] != after[j]}
+    assert changed == {f"{n}/{k}" for n in ("kmod-build", "vm-test")
+                       for k in ("5.10", "6.1", "6.12", "7.3")}
+
+
+def test_files_outside_inputs_and_touching_do_not_matter(project_copy: Path) -> None:
+    before = all_keys(project_copy)
+    (project_copy / "NOTES.md").write_text("not an input\n")
+    os.utime(project_copy / "kernel" / "vexfs_main.c", (1, 1))  # mtime is not content
+    assert all_keys(project_copy) == before
+
+
+def test_new_file_under_an_input_glob_counts(project_copy: Path) -> None:
+    before = all_keys(project_copy)
+    (project_copy / "userspace" / "src" / "new.rs").write_text("// new\n")
+    after = all_keys(project_copy)
+    assert before["crate-test/default"] != after["crate-test/default"]
+    assert before["kmod-build/6.1"] == after["kmod-build/6.1"]
+
+
+def test_step_change_invalidates(project_copy: Path) -> None:
+    before = all_keys(project_copy)
+    matrix = project_copy / "matrix.yml"
+    matrix.write_text(matrix.read_text().replace(
+        'make -C "$WORK/kernel" KDIR="$KDIR"', 'make -C "$WORK/kernel" KDIR="$KDIR" V=1'))
+    after = all_keys(project_copy)
+    assert before["kmod-build/6.1"] != after["kmod-build/6.1"]
+    assert before["vm-test/6.1"] != after["vm-test/6.1"]  # through its need's key
+    assert before["crate-test/default"] == after["crate-test/default"]
+
+
+def test_env_timeout_and_limits_are_part_of_the_key(project_copy: Path) -> None:
+    keys, jobs = computer(project_copy)
+    job = jobs["crate-test/default"]
+    base = keys.key(job)
+    fresh = lambda: computer(project_copy)[0]  # noqa: E731
+    assert fresh().key(replace(job, env={"RUST_LOG": "debug"})) != base
+    assert fresh().key(replace(job, timeout=job.timeout + 1)) != base
+    limits = replace(job.spec.limits, memory="8g")
+    assert fresh().key(replace(job, spec=replace(job.spec, limits=limits))) != base
+    assert fresh().key(job) == base
+
+
+def test_image_tag_and_image_id_are_part_of_the_key(project_copy: Path) -> None:
+    before = all_keys(project_copy)
+    flavours = project_copy / "images" / "flavours.yml"
+    flavours.write_text(flavours.read_text().replace("    - rustc\n", "    - rustc\n    - jq\n",
+                                                     1))
+    after = all_keys(project_copy)
+    assert before["crate-test/default"] != after["crate-test/default"]  # new rust tag
+    assert before["kmod-build/6.1"] == after["kmod-build/6.1"]
+    keys, jobs = computer(project_copy)
+    tag = keys.image_tag(jobs["kmod-build/6.1"])
+    rebuilt = all_keys(project_copy, image_ids={tag: "sha256:rebuilt"})
+    assert rebuilt["kmod-build/6.1"] != after["kmod-build/6.1"]
+    assert rebuilt["vm-test/6.1"] != after["vm-test/6.1"]
+    assert rebuilt["kmod-build/6.12"] == after["kmod-build/6.12"]
+
+
+def test_vm_runtime_is_part_of_vm_job_keys(project_copy: Path) -> None:
+    before = all_keys(project_copy)
+    after = all_keys(project_copy, runtime={**VM, "qemu": "QEMU emulator version 8.0"})
+    assert before["vm-test/6.1"] != after["vm-test/6.1"]
+    assert before["kmod-build/6.1"] == after["kmod-build/6.1"]
+
+
+def test_no_key_while_an_image_is_not_built(project_copy: Path) -> None:
+    keys, jobs = computer(project_copy)
+    keys.image_id = lambda _tag: None
+    assert keys.key(jobs["kmod-build/6.1"]) is None
+    assert keys.key(jobs["vm-test/6.1"]) is None  # its need has no key either
+    keys.image_id = lambda tag: "sha256:" + tag.split(":")[-1]
+    assert keys.key(jobs["vm-test/6.1"]) == all_keys(project_copy)["vm-test/6.1"]
+
+
+def test_source_tree_outside_git_skips_reports_and_targets(project_copy: Path) -> None:
+    (project_copy / "reports" / "r1").mkdir(parents=True)
+    (project_copy / "reports" / "r1" / "x").write_text("x")
+    (project_copy / "userspace" / "target").mkdir()
+    (project_copy / "userspace" / "target" / "y").write_text("y")
+    files = SourceTree(project_copy).files()
+    assert "kernel/vexfs_main.c" in files and "matrix.yml" in files
+    assert not any(f.startswith("reports/") or "/target/" in f for f in files)
+
+
+# --------------------------------------------------------------------------- store
+
+
+def job_files(directory: Path, payload: bytes = b"module") -> Path:
+    (directory / "artifacts" / "sub").mkdir(parents=True)
+    (directory / "junit.xml").write_text("<testsuite name='j'><testcase name='build'/>"
+                                         "</testsuite>")
+    (directory / "log.txt").write_text("== step build (no network)\nok\n")
+    (directory / "metadata.json").write_text(json.dumps({"status": "passed",
+                                                         "tests": {"total": 1}}))
+    (directory / "artifacts" / "vexfs.ko").write_bytes(payload)
+    tool = directory / "artifacts" / "sub" / "tool"
+    tool.write_bytes(b"#!/bin/sh\n")
+    tool.chmod(0o755)
+    return directory
+
+
+def cache_at(tmp_path: Path, limit: int = 1 << 30) -> tuple[ResultCache, list[str]]:
+    warnings: list[str] = []
+    return ResultCache(tmp_path / "cache", limit, warn=warnings.append), warnings
+
+
+KEY = "ab" + "0" * 62
+
+
+def test_store_lookup_restore_round_trip(tmp_path: Path) -> None:
+    cache, warnings = cache_at(tmp_path)
+    source = job_files(tmp_path / "job")
+    assert cache.lookup(KEY) is None
+    assert cache.store(KEY, source, CACHED_FILES, {"job": "j", "run": "r1"})
+    assert not cache.store(KEY, source, CACHED_FILES, {"job": "j", "run": "r2"})  # first wins
+    entry = cache.lookup(KEY)
+    assert entry is not None and entry.info["run"] == "r1"
+    dest = tmp_path / "restored"
+    assert cache.restore(entry, dest)
+    for rel in ("junit.xml", "log.txt", "metadata.json", "artifacts/vexfs.ko",
+                "artifacts/sub/tool"):
+        assert (dest / rel).read_bytes() == (source / rel).read_bytes()
+    assert os.access(dest / "artifacts" / "sub" / "tool", os.X_OK)
+    assert not (tmp_path / "cache" / "tmp").exists() or not any(
+        (tmp_path / "cache" / "tmp").iterdir())
+    assert warnings == []
+
+
+@pytest.mark.parametrize("damage", ["manifest", "missing", "size", "content"])
+def test_corrupt_entry_is_reported_ignored_and_replaced(tmp_path: Path, damage: str) -> None:
+    cache, warnings = cache_at(tmp_path)
+    source = job_files(tmp_path / "job")
+    cache.store(KEY, source, CACHED_FILES, {"job": "j"})
+    path = cache.path(KEY)
+    ko = path / "files" / "artifacts" / "vexfs.ko"
+    if damage == "manifest":
+        manifest = json.loads((path / "manifest.json").read_text())
+        manifest["body"]["info"]["job"] = "other"
+        (path / "manifest.json").write_text(json.dumps(manifest))
+    elif damage == "missing":
+        ko.unlink()
+    elif damage == "size":
+        ko.write_bytes(b"truncated-or-longer-than-before")
+    else:
+        ko.write_bytes(b"MODULE")  # same size, other bytes: found while restoring
+    entry = cache.lookup(KEY)
+    if damage == "content":
+        assert entry is not None
+        assert not cache.restore(entry, tmp_path / "restored")
+    else:
+        assert entry is None
+    assert len(warnings) == 1 and "corrupt" in warnings[0] and KEY[:16] in warnings[0]
+    assert not path.exists()  # discarded
+    assert cache.store(KEY, source, CACHED_FILES, {"job": "j"})  # and written again
+    entry = cache.lookup(KEY)
+    assert entry is not None and cache.restore(entry, tmp_path / "again")
+
+
+def test_store_replaces_a_corrupt_entry_in_place(tmp_path: Path) -> None:
+    cache, _ = cache_at(tmp_path)
+    source = job_files(tmp_path / "job")
+    cache.store(KEY, source, CACHED_FILES, {"job": "j", "run": "old"})
+    (cache.path(KEY) / "files" / "junit.xml").write_text("garbage")
+    assert cache.store(KEY, source, CACHED_FILES, {"job": "j", "run": "new"})
+    assert cache.lookup(KEY).info["run"] == "new"
+
+
+def test_prune_removes_least_recently_used_first(tmp_path: Path) -> None:
+    cache, _ = cache_at(tmp_path)
+    keys = [f"{i:02x}" + "1" * 62 for i in range(6)]
+    for i, key in enumerate(keys):
+        cache.store(key, job_files(tmp_path / f"job{i}", b"x" * 10_000), CACHED_FILES, {})
+        os.utime(cache.path(key) / "manifest.json", (1000 + i, 1000 + i))
+    assert cache.lookup(keys[0]) is not None  # a hit makes it the most recently used
+    sizes = {p.name: size for _, size, p in cache.entries()}
+    limit = int(sum(sizes.values()) * 0.6)
+    removed, left = cache.prune(limit)
+    survivors = {p.name for _, _, p in cache.entries()}
+    assert left <= limit * 0.9 and removed == 6 - len(survivors)
+    assert keys[0] in survivors and keys[1] not in survivors and keys[5] in survivors
+    order = keys[1:] + keys[:1]  # least to most recently used
+    assert survivors == set(order[len(order) - len(survivors):])
+
+
+def test_store_prunes_to_the_bound_and_zero_disables(tmp_path: Path) -> None:
+    cache, _ = cache_at(tmp_path, limit=25_000)
+    for i in range(5):
+        cache.store(f"{i:02x}" + "2" * 62, job_files(tmp_path / f"j{i}", b"y" * 10_000),
+                    CACHED_FILES, {})
+        time.sleep(0.01)
+    stats = cache.stats()
+    assert stats["bytes"] <= 25_000 and stats["entries"] == 2
+    off, _ = cache_at(tmp_path / "off", limit=0)
+    assert not off.store(KEY, tmp_path / "j0", CACHED_FILES, {})
+    assert off.lookup(KEY) is None
+
+
+def test_concurrent_writers_and_readers_of_one_key(tmp_path: Path) -> None:
+    cache, warnings = cache_at(tmp_path)
+    sources = [job_files(tmp_path / f"w{i}", b"z" * 200_000) for i in range(4)]
+    wrote: list[bool] = []
+    restored: list[bool] = []
+    start, done = threading.Barrier(5), threading.Event()
+
+    def writer(source: Path) -> None:
+        start.wait()
+        for _ in range(10):
+            wrote.append(cache.store(KEY, source, CACHED_FILES, {"job": "j"}))
+            if len(wrote) % 7 == 0:
+                cache.discard(KEY)
+            time.sleep(0.002)
+
+    def reader() -> None:
+        start.wait()
+        i = 0
+        while not done.is_set():
+            entry = cache.lookup(KEY)
+            if entry is not None:
+                restored.append(cache.restore(entry, tmp_path / "r" / str(i)))
+                i += 1
+
+    writers = [threading.Thread(target=writer, args=(s,)) for s in sources]
+    read = threading.Thread(target=reader)
+    for thread in [*writers, read]:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    done.set()
+    read.join()
+    assert any(wrote) and restored.count(True) >= 3
+    # readers never saw a partial entry; an entry discarded mid-read is a silent miss
+    assert warnings == [], warnings
+    assert cache.lookup(KEY) is None or cache.restore(cache.lookup(KEY), tmp_path / "end")
+    assert not any((tmp_path / "cache" / "tmp").iterdir())
+
+
+def _store_in_process(args: tuple[str, str, str]) -> bool:
+    root, source, key = args
+    return ResultCache(Path(root), 1 << 30).store(key, Path(source), CACHED_FILES, {"p": 1})
+
+
+def test_two_processes_racing_on_one_key(tmp_path: Path) -> None:
+    import multiprocessing
+
+    source = job_files(tmp_path / "job", b"q" * 500_000)
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(2) as pool:
+        results = pool.map(_store_in_process,
+                           [(str(tmp_path / "cache"), str(source), KEY)] * 6)
+    assert results.count(True) >= 1
+    cache, warnings = cache_at(tmp_path)
+    entry = cache.lookup(KEY)
+    assert entry is not None and cache.restore(entry, tmp_path / "out") and warnings == []
+
+
+# --------------------------------------------------------------------------- runner
+
+
+def test_cached_job_is_restored_without_images_or_containers(project_copy: Path,
+                                                             tmp_path: Path) -> None:
+    keys, jobs = computer(project_copy)
+    job = jobs["kmod-build/6.1"]
+    cache, warnings = cache_at(tmp_path)
+    orig = job_files(tmp_path / "orig")
+    (orig / "reproduce.sh").write_text("docker run -v /old/root:/src:ro "
+                                       "-v /old/run/x/artifacts:/needs/x:ro img\n")
+    cache.store(keys.key(job), orig, CACHED_FILES,
+                {"job": job.id, "run": "r0", "seconds": 42.0, "image": "kmatrix/kbuild:x",
+                 "paths": {"root": "/old/root", "needs": "/old/run"}})
+    run_dir = tmp_path / "run"
+    ctx = RunContext(run_id="r1", run_dir=run_dir, root=project_copy, images=None,
+                     containers=None, kernels=keys.kernels, flavour_caches={},
+                     cache=cache, keys=keys, warn=warnings.append)
+    result = run_job(ctx, job)  # images/containers are None: using them would raise
+    assert result.status == CACHED and result.tests == 1 and "r0" in result.message
+    directory = run_dir / "kmod-build" / "6.1"
+    assert (directory / "artifacts" / "vexfs.ko").read_bytes() == b"module"
+    assert "<testcase name='build'/>" in (directory / "junit.xml").read_text()
+    meta = json.loads((directory / "metadata.json").read_text())
+    assert meta["status"] == "passed" and meta["cache"]["hit"] and meta["cache"]["run"] == "r0"
+    assert (directory / "log.txt").read_text().startswith("== cached: result ")
+    assert (directory / "reproduce.sh").read_text() == (
+        f"docker run -v {project_copy}:/src:ro -v {run_dir}/x/artifacts:/needs/x:ro img\n")
+    assert warnings == []
