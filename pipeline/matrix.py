@@ -60,6 +60,7 @@ class VmSpecDecl:
     test_timeout: int | None = None
     append: str = ""
     results: str = "ktap"
+    kernel: str | None = None  # an explicit kernel image (e.g. built from source)
 
 
 @dataclass(frozen=True)
@@ -238,7 +239,7 @@ def _vm(raw: dict[str, Any]) -> VmSpecDecl:
         files={str(k): str(v) for k, v in (raw.get("files") or {}).items()},
         memory=int(raw.get("memory", 512)), boot_timeout=int(raw.get("boot-timeout", 60)),
         test_timeout=raw.get("test-timeout"), append=raw.get("append", ""),
-        results=raw.get("results", "ktap"))
+        results=raw.get("results", "ktap"), kernel=raw.get("kernel"))
 
 
 def _check_job(name: str, job: dict[str, Any], over: tuple[str, ...],

@@ -415,14 +415,20 @@ def _run_vm(frame: _Frame) -> None:
     paths = {"modules": [_vm_path(m, env, needs_ids) for m in decl.modules],
              "binaries": [_vm_path(b, env, needs_ids) for b in decl.binaries],
              "files": {k: _vm_path(v, env, needs_ids) for k, v in decl.files.items()}}
+    explicit_kernel = _vm_path(decl.kernel, env, needs_ids) if decl.kernel else None
     missing = [str(p) for p in [*paths["modules"], *paths["binaries"],
-                                *paths["files"].values()] if not p.is_file()]
+                                *paths["files"].values(), *filter(None, [explicit_kernel])]
+               if not p.is_file()]
     if missing:
         frame.fail(ERROR, f"missing VM input(s): {', '.join(missing)}")
         frame.error_case("vm-inputs", "\n".join(missing), "missing-input")
         return
-    frame.emit(f"== kernel {kernel.image.package} {kernel.image.version}")
-    vmlinuz = kernel_image(kernel)
+    if explicit_kernel is not None:
+        frame.emit(f"== kernel {explicit_kernel}")
+        vmlinuz = explicit_kernel
+    else:
+        frame.emit(f"== kernel {kernel.image.package} {kernel.image.version}")
+        vmlinuz = kernel_image(kernel)
     spec = VmSpec(kernel=vmlinuz, modules=paths["modules"], binaries=paths["binaries"],
                   files=paths["files"],
                   command=string.Template(decl.command).safe_substitute(env),
@@ -450,6 +456,14 @@ def _run_vm(frame: _Frame) -> None:
         frame.suite.add_testcases(list(parse_ktap(result.ktap, suite_name=f"{job.id}.ktap")))
     vm_case = TestCase("vm", classname=job.id, time=round(result.boot_seconds
                                                           + result.test_seconds, 3))
+    # Kernel findings first: the job's message should name the BUG/Oops, not its effect.
+    for finding in scan_console(result.console):
+        case = TestCase(f"dmesg.{finding.kind}@{finding.line_no}", classname=job.id)
+        fail = Failure(finding.excerpt.splitlines()[0][:400], f"kernel-{finding.kind}")
+        fail.text = finding.excerpt
+        case.result = [fail]
+        frame.suite.add_testcase(case)
+        frame.fail(FAILED, f"kernel {finding.kind}: {finding.excerpt.splitlines()[0][:200]}")
     if result.status != "ok":
         err = Error(f"{result.status}: {result.reason.splitlines()[0][:400]}", result.status)
         err.text = result.reason
@@ -461,13 +475,6 @@ def _run_vm(frame: _Frame) -> None:
         vm_case.result = [fail]
         frame.fail(FAILED, f"VM command exited {result.exit_code}")
     frame.suite.add_testcase(vm_case)
-    for finding in scan_console(result.console):
-        case = TestCase(f"dmesg.{finding.kind}@{finding.line_no}", classname=job.id)
-        fail = Failure(finding.excerpt.splitlines()[0][:400], f"kernel-{finding.kind}")
-        fail.text = finding.excerpt
-        case.result = [fail]
-        frame.suite.add_testcase(case)
-        frame.fail(FAILED, f"kernel {finding.kind}: {finding.excerpt.splitlines()[0][:200]}")
     cmd = qemu_command(spec, workdir / "initramfs.cpio.gz", result.accel)
     frame.reproducer = [
         f"# kernel: {kernel.image.package} {kernel.image.version} "

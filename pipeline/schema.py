@@ -141,6 +141,9 @@ VM = {
         "test-timeout": {"type": "integer", "minimum": 1,
                          "description": "longest wait for the next KTAP result (default: none)"},
         "append": {"type": "string", "default": "", "description": "extra kernel command line"},
+        "kernel": {"type": "string", "description": "boot this kernel image (e.g. a need's "
+                   "artifact: $NEEDS/kmod-build/$KERNEL/bzImage) instead of the locked "
+                   "Debian image package"},
         "results": {"type": "string", "enum": ["step", "ktap"], "default": "ktap",
                     "description": "ktap: the console's KTAP lines become test cases"},
     },

@@ -13,6 +13,18 @@ ROOT = Path(__file__).resolve().parents[1]
 PROJECT_PARTS = ("matrix.yml", "matrix.lock", "images", "kernel", "userspace")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _hermetic_result_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Job results cached by earlier runs must not answer this session's tests.
+
+    Only the result cache is per session; images, apt and cargo caches stay shared so
+    the suite does not rebuild toolchains.
+    """
+    import os
+
+    os.environ["KMATRIX_RESULT_CACHE_DIR"] = str(tmp_path_factory.mktemp("result-cache"))
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
