@@ -70,6 +70,16 @@ def _read_manifest(path: Path) -> tuple[list[str] | None, str | None]:
     return sorted(features), None
 
 
+def _shown(path: Path | None) -> str:
+    """A manifest path as the user wrote it: relative to the working directory if inside."""
+    if path is None:
+        return "Cargo.toml"
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def manifest_features(path: Path) -> list[str] | None:
     """Feature names declared by a Cargo.toml (None when it cannot be read)."""
     return _read_manifest(path)[0]
@@ -124,7 +134,7 @@ def _check_names(names: list[tuple[str, Mark | None]], known: list[str] | None, 
         if name not in known:
             hint = did_you_mean(name, known)
             diags.append(Diagnostic(
-                f"{where}: feature {name!r} is not declared in {manifest}", mark,
+                f"{where}: feature {name!r} is not declared in {_shown(manifest)}", mark,
                 hint or f"declared features: {', '.join(known)}"))
 
 
