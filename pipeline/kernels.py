@@ -1,4 +1,9 @@
-"""Bootable kernels for VM tests: the locked linux-image .deb, fetched once and verified."""
+"""Bootable kernels for VM tests: the locked linux-image .deb, fetched once and verified.
+
+A kernel built from source (matrix.lock entry with `source`) has no image package: its
+bzImage is in its kbuild-rust image at $KERNEL_IMAGE, and a VM job boots the copy its
+build job leaves in $OUT (`vm: {kernel: ...}`).
+"""
 
 from __future__ import annotations
 
@@ -40,6 +45,13 @@ def _download(url: str, dest: Path, sha256: str) -> None:
 
 def kernel_image(kernel: LockedKernel) -> Path:
     """The vmlinuz of the locked image package (downloaded and extracted once, cached)."""
+    if kernel.from_source:
+        source = kernel.source.package if kernel.source else "its source package"
+        raise EnvironmentProblem(
+            f"kernel {kernel.version} is built from {source} inside its image; "
+            "there is no kernel package to boot",
+            hint="give the VM job `vm: {kernel: $NEEDS/<build job>/$KERNEL/bzImage}`, "
+                 "where the build job (image kbuild-rust) copies $KERNEL_IMAGE to $OUT")
     package = kernel.image
     if not package.filename:
         raise EnvironmentProblem(

@@ -3,6 +3,11 @@
 `pipeline lock` resolves kernels that are new or whose declaration changed;
 `pipeline lock --update` re-resolves all of them. Runs read the lock, so two runs of
 the same commit use the same headers and kernel image.
+
+A kernel declared with `source: <package>` (e.g. `linux-source-7.3`) is built from that
+Debian source package inside its image (flavour kbuild-rust) instead of being installed
+from headers + image packages: the lock pins the source package, and the ABI is its
+upstream version (the kernel is configured with an empty LOCALVERSION).
 """
 
 from __future__ import annotations
@@ -41,10 +46,14 @@ class KernelSource:
     abi: str = r"{version}(?:\.[0-9]+)*(?:-[0-9]+|\+deb[0-9]+)-amd64"
     headers: str = "linux-headers-{abi}"
     image: str = "linux-image-{abi}-unsigned|linux-binary-{abi}|linux-image-{abi}"  # first wins
+    source: str = ""  # a linux-source package: the kernel is built from it, not installed
 
     def declaration_hash(self) -> str:
         """Hash of the declaration; a lock entry is stale when it differs."""
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        data = asdict(self)
+        if not self.source:  # kernels without `source` hash as they did before it existed
+            del data["source"]
+        blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def headers_regex(self) -> re.Pattern[str]:
@@ -71,7 +80,11 @@ class PinnedPackage:
 
 @dataclass(frozen=True)
 class LockedKernel:
-    """A kernel resolved to exact packages."""
+    """A kernel resolved to exact packages.
+
+    For a kernel built from source (`source` set), `headers` and `image` are that same
+    source package: both the build tree and the bootable image come out of it.
+    """
 
     version: str
     suite: str
@@ -83,6 +96,12 @@ class LockedKernel:
     headers: PinnedPackage
     image: PinnedPackage
     declaration: str
+    source: PinnedPackage | None = None
+
+    @property
+    def from_source(self) -> bool:
+        """Whether the kernel is built from a source package inside its image."""
+        return self.source is not None
 
     def template_context(self) -> dict[str, Any]:
         """Values image templates may use (lists joined as words)."""
@@ -95,6 +114,8 @@ class LockedKernel:
         data = asdict(self)
         data["sources"] = list(self.sources)
         data["components"] = list(self.components)
+        if self.source is None:  # entries of packaged kernels stay as they were
+            del data["source"]
         return data
 
     @classmethod
@@ -110,6 +131,7 @@ class LockedKernel:
             headers=PinnedPackage(**data["headers"]),
             image=PinnedPackage(**data["image"]),
             declaration=str(data["declaration"]),
+            source=PinnedPackage(**data["source"]) if data.get("source") else None,
         )
 
 
@@ -175,13 +197,36 @@ def scan_packages(index_text: str,
     return found
 
 
+def resolve_source_kernel(source: KernelSource,
+                          entries: dict[str, list[PinnedPackage]]) -> LockedKernel:
+    """Pin the newest version of the kernel's source package; the ABI is its upstream part."""
+    if source.source not in entries:
+        raise InputError(
+            f"kernel {source.version}: no package {source.source!r} "
+            f"in {', '.join(source.sources)} at {source.mirror}",
+            hint="check the kernel's suite and its `source` package in matrix.yml "
+                 "(e.g. linux-source-7.3 is in trixie-backports)",
+        )
+    pinned = max(entries[source.source], key=lambda p: Version(p.version))
+    abi = Version(pinned.version).upstream_version or pinned.version
+    return LockedKernel(
+        version=source.version, suite=source.suite, sources=source.sources,
+        mirror=source.mirror, components=source.components, keyring=source.keyring,
+        abi=abi, headers=pinned, image=pinned, declaration=source.declaration_hash(),
+        source=pinned,
+    )
+
+
 def resolve_kernel(source: KernelSource, indexes: Iterable[str]) -> LockedKernel:
-    """Pick the newest ABI for which both the headers and the image package exist."""
+    """Pick the newest ABI for which both the headers and the image package exist
+    (or, for a kernel built from source, the newest source package)."""
     regex = source.headers_regex()
     entries: dict[str, list[PinnedPackage]] = {}
     for text in indexes:
         for name, found in scan_packages(text, lambda n: n.startswith("linux-")).items():
             entries.setdefault(name, []).extend(found)
+    if source.source:
+        return resolve_source_kernel(source, entries)
 
     def newest(name: str) -> PinnedPackage:
         return max(entries[name], key=lambda p: Version(p.version))

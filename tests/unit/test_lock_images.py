@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,62 @@ def test_mmdebstrap_command_shares_the_apt_cache(tmp_path: Path) -> None:
     assert cmd[0] == "mmdebstrap" and "--variant=apt" in cmd
     assert f"--setup-hook=sync-in {tmp_path / 'apt'} /var/cache/apt/archives/" in cmd
     assert cmd[-1] == "deb http://deb.debian.org/debian trixie main"
+
+
+TRIXIE_BPO = index(("linux-source-7.3", "7.3.2-1~bpo13+1"), ("linux-source-7.3", "7.3.4-1~bpo13+1"),
+                   ("linux-source-7.2", "7.2.12-1~bpo13+1"),
+                   ("linux-headers-7.3.4+deb13-amd64", "7.3.4-1~bpo13+1"))
+RUST_SOURCE = KernelSource("7.3-rust", "trixie-backports", ("trixie", "trixie-backports"),
+                           source="linux-source-7.3")
+
+
+def test_source_kernel_pins_the_newest_source_package_and_its_upstream_abi() -> None:
+    locked = resolve_kernel(RUST_SOURCE, [TRIXIE_BPO])
+    assert locked.from_source and locked.abi == "7.3.4"
+    assert locked.source is not None and locked.source.package == "linux-source-7.3"
+    assert locked.source.version == "7.3.4-1~bpo13+1"
+    # headers and image are the source package too: both come out of it
+    assert locked.headers == locked.image == locked.source
+    with pytest.raises(InputError, match=r"kernel 7\.3-rust: no package 'linux-source-7\.9'"):
+        resolve_kernel(KernelSource("7.3-rust", "trixie", ("trixie",), source="linux-source-7.9"),
+                       [TRIXIE_BPO])
+
+
+def test_source_field_leaves_packaged_kernels_hash_and_lock_entry_alone(tmp_path: Path) -> None:
+    # the declaration hash of a kernel without `source` is what it was before the field
+    assert KernelSource("6.1", "bookworm", ("bookworm",)).declaration_hash() == "1a536ee2cd5bd7ef"
+    packaged = resolve_kernel(KernelSource("6.1", "bookworm", ("bookworm",)), [BOOKWORM])
+    assert not packaged.from_source and "source" not in packaged.to_yaml()
+    path = tmp_path / "matrix.lock"
+    write_lock(path, {"6.1": packaged, "7.3-rust": resolve_kernel(RUST_SOURCE, [TRIXIE_BPO])})
+    assert "source:" in path.read_text()
+    back = read_lock(path)
+    assert back["6.1"] == packaged and back["7.3-rust"].from_source
+    assert check_lock([RUST_SOURCE], back, path)["7.3-rust"].abi == "7.3.4"
+
+
+def test_kbuild_rust_renders_the_kernel_config_into_its_dockerfile(tmp_path: Path) -> None:
+    locked = resolve_kernel(RUST_SOURCE, [TRIXIE_BPO])
+    base = ImageBase()
+    catalog = ImageCatalog(ROOT / "images")
+    flavour = catalog.render("kbuild-rust", locked, base)
+    assert "linux-source-7.3=7.3.4-1~bpo13+1" in flavour.packages
+    assert {"rustc", "rust-src", "bindgen", "clang", "lld"} <= set(flavour.packages)
+    assert flavour.env["KDIR"] == "/usr/src/linux-7.3.4" and flavour.env["LLVM"] == "1"
+    dockerfile = catalog.dockerfile(flavour, base, rootfs_tag(flavour))
+    assert "'CONFIG_RUST=y' \\" in dockerfile and "make rustavailable" in dockerfile
+    assert dockerfile.index("make rustavailable") < dockerfile.index("USER 1000:1000")
+    tag = image_tag(flavour, dockerfile, locked)
+    assert tag.startswith("kmatrix/kbuild-rust-7.3-rust:")
+    # the fragment is part of the content hash
+    images = tmp_path / "images"
+    shutil.copytree(ROOT / "images", images)
+    fragment = images / "kconfig" / "qemu-rust.config"
+    fragment.write_text(fragment.read_text() + "CONFIG_PRINTK_TIME=y\n")
+    edited = ImageCatalog(images)
+    assert image_tag(flavour, edited.dockerfile(flavour, base, rootfs_tag(flavour)),
+                     locked) != tag
+    # flavours that do not build a kernel render no kernel build
+    kbuild = catalog.render("kbuild", resolve_kernel(KernelSource("6.1", "bookworm",
+                                                                  ("bookworm",)), [BOOKWORM]), base)
+    assert "rustavailable" not in catalog.dockerfile(kbuild, base, rootfs_tag(kbuild))
