@@ -222,6 +222,8 @@ class KeyComputer:
             "caches": self.flavour_caches.get(spec.image, {}) if spec.vm is None else {},
             "kernel": kernel.to_yaml() if kernel else None,
             "inputs": list(spec.inputs),
+            # names only: a secret's value is never part of a key (nor stored anywhere)
+            **({"secrets": list(spec.secrets)} if spec.secrets else {}),
         }
 
     def material(self, job: Job) -> dict[str, Any] | None:

@@ -13,8 +13,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, InputError, PipelineError
+from pipeline.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    InputError,
+    PipelineError,
+    ReportError,
+)
 from pipeline.paths import cache_dir, find_matrix
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true",
                    help="run every job even if its result is cached (passed results are "
                         "still stored)")
-    p.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+    p.add_argument("-j", "--jobs", type=positive_int, default=None, metavar="N",
                    help="jobs at once (default: number of CPUs)")
     p.add_argument("--fail-fast", action="store_true", help="cancel the rest at the first failure")
     p.add_argument("--reports", metavar="DIR", help="reports directory (default: ./reports "
@@ -247,13 +265,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.executor import docker_client
     from pipeline.plan import select
     from pipeline.progress import Progress
-    from pipeline.report import (
-        create_run_dir,
-        new_run_id,
-        point_latest,
-        render_summary,
-        write_summary,
-    )
+    from pipeline.report import new_run_dir, render_summary
     from pipeline.runner import run_job
     from pipeline.scheduler import Scheduler, default_parallelism
 
@@ -271,10 +283,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                               "results": []}, indent=2))
         return EXIT_OK
     _locked_kernels(matrix, selection.jobs)  # a stale lock is an error before any work
+    # absolute: job directories are bind-mounted, and Docker takes a relative path for a
+    # volume name
+    reports = Path(args.reports).resolve() if args.reports else matrix.root / "reports"
+    if args.baseline:  # a wrong --baseline is exit 2 before the run, not after it
+        _resolve_run(reports, args.baseline)
     client = docker_client()  # an unreachable engine is exit 2 before a run directory exists
-    reports = Path(args.reports) if args.reports else matrix.root / "reports"
-    run_id = new_run_id()
-    run_dir = create_run_dir(reports, run_id)
+    run_id, run_dir = new_run_dir(reports)
     started = datetime.now(UTC)
     ctx = _context(matrix, selection.jobs, run_id, run_dir, say, args.verbose,
                    all_jobs=jobs, read_cache=not args.no_cache, client=client)
@@ -285,8 +300,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                           args.fail_fast, on_start=progress.start, on_finish=progress.finish)
 
     def interrupt(signum: int, _frame: Any) -> None:
-        progress.say(f"pipeline: {signal.Signals(signum).name}: stopping this run's containers")
+        progress.say(f"pipeline: {signal.Signals(signum).name}: stopping this run's "
+                     "containers and VMs")
         scheduler.interrupted.set()
+        ctx.cancel.set()  # VM jobs stop their QEMU
         threading.Thread(target=containers.stop_all, daemon=True).start()
 
     old = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -297,9 +314,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-    summary = write_summary(run_dir, run_id, matrix.path, selection.jobs, results, started)
-    point_latest(reports, run_dir)
-    regressions, index = _html_and_regressions(reports, run_dir, matrix.path, args.baseline)
+    summary, regressions, index = _write_run_report(reports, run_dir, run_id, matrix.path,
+                                                    selection.jobs, results, started,
+                                                    args.baseline)
     if args.json:
         print(json.dumps({**summary, "regressions": regressions.to_json() if regressions
                           else None, "html": str(index)}, indent=2))
@@ -308,6 +325,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     if scheduler.interrupted.is_set():
         return 130
     return EXIT_OK if summary["status"] == "passed" else EXIT_FAILED
+
+
+def _write_run_report(reports: Path, run_dir: Path, run_id: str, matrix_path: Path,
+                      jobs: list[Any], results: dict[str, Any], started: datetime,
+                      baseline: str | None) -> tuple[dict[str, Any], Any, Path]:
+    """summary.json, junit.xml, index.html, then reports/latest (last, so it only ever
+    points at a complete report). ReportError names what still stands."""
+    from pipeline.report import latest_target, point_latest, write_summary
+
+    try:
+        summary = write_summary(run_dir, run_id, matrix_path, jobs, results, started)
+        regressions, index = _html_and_regressions(reports, run_dir, matrix_path, baseline)
+        point_latest(reports, run_dir)
+    except ReportError as exc:
+        previous = latest_target(reports)
+        kept = (f"{reports / 'latest'} still points at the previous report ({previous}), "
+                "which is intact" if previous and previous != run_dir.name
+                else f"{reports / 'latest'} was not changed")
+        raise ReportError(f"{exc.message}; the report of run {run_id} is incomplete",
+                          hint=f"{kept}; free space and run again") from None
+    return summary, regressions, index
 
 
 def _with_needs(jobs: list[Any], all_jobs: list[Any]) -> list[Any]:
@@ -341,6 +379,9 @@ def _context(matrix: Any, jobs: list[Any], run_id: str, run_dir: Path, say: Any,
     def warn(message: str) -> None:
         say(f"pipeline: warning: {message}")
 
+    def error(message: str) -> None:
+        say(f"pipeline: error: {message}")
+
     cache = ResultCache(warn=warn)
     tags: dict[tuple[str, str | None], str] = {}
 
@@ -360,7 +401,7 @@ def _context(matrix: Any, jobs: list[Any], run_id: str, run_dir: Path, say: Any,
         log=(lambda job, line: say(f"  [{job}] {line}")) if verbose else
         (lambda _job, _line: None),
         needs_dir=needs_dir, cache=cache if cache.enabled else None, keys=keys,
-        read_cache=read_cache, warn=warn,
+        read_cache=read_cache, warn=warn, error=error,
     )
 
 
@@ -377,7 +418,10 @@ def cmd_job(args: argparse.Namespace) -> int:
                          or "see the ids with `pipeline list`")
     job = by_id[args.job_id]
     out = Path(args.dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--dir {args.dir}: cannot create it: {exc.strerror or exc}") from None
 
     def say(message: str) -> None:
         print(message, flush=True)
@@ -390,10 +434,26 @@ def cmd_job(args: argparse.Namespace) -> int:
     if missing:
         print(f"pipeline: warning: artifacts of needs not found: {', '.join(missing)}",
               file=sys.stderr)
-    result = run_job(ctx, job)
+    interrupted = threading.Event()
+
+    def interrupt(signum: int, _frame: Any) -> None:  # Buildbot stops a build with SIGTERM
+        print(f"pipeline: {signal.Signals(signum).name}: stopping this job's containers "
+              "and VM", flush=True)
+        interrupted.set()
+        ctx.cancel.set()
+        threading.Thread(target=ctx.containers.stop_all, daemon=True).start()
+
+    old = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        result = run_job(ctx, job)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
     print(f"{result.status.upper()} {job.id} ({result.seconds:.1f} s): "
           f"{result.tests} tests, {result.failures} failures, {result.errors} errors"
           + (f"; {result.message}" if result.message else ""))
+    if interrupted.is_set():
+        return 130
     return EXIT_OK if result.status in OK_STATUSES else EXIT_FAILED
 
 
@@ -507,7 +567,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         try:
             text = Path(args.log).read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
-            raise InputError(f"{args.log}: cannot read: {exc.strerror}") from None
+            raise InputError(f"{args.log}: cannot read: {exc.strerror or exc}") from None
     name = args.name or (Path(args.log).stem if args.log != "-" else args.format)
     if args.format == "ktap":
         from pipeline.results.ktap import parse_ktap
@@ -522,7 +582,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
     xml.add_testsuite(suite)
     xml.update_statistics()
     if args.output:
-        xml.write(args.output, pretty=True)
+        from pipeline.fsutil import atomic_path
+
+        try:
+            with atomic_path(Path(args.output)) as tmp:
+                xml.write(str(tmp), pretty=True)
+        except OSError as exc:
+            raise InputError(f"-o {args.output}: cannot write: {exc.strerror or exc}"
+                             ) from None
     else:
         sys.stdout.write(_xml_text(xml))
     return EXIT_OK
@@ -563,8 +630,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:
-        path = cache_dir() / "last-internal-error.txt"
-        path.write_text(traceback.format_exc())
+        details = traceback.format_exc()
+        try:
+            path: Path | str = cache_dir() / "last-internal-error.txt"
+            Path(path).write_text(details)
+        except OSError:
+            path = "nowhere: the cache directory is not writable"
         print(f"pipeline: internal error: {exc.__class__.__name__}: {exc} "
               f"(details in {path}; please report it)", file=sys.stderr)
         return EXIT_USAGE + 1

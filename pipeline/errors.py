@@ -68,3 +68,7 @@ class EnvironmentProblem(PipelineError):
 
 class ImageBuildError(EnvironmentProblem):
     """An image failed to build; the message carries the tail of its log."""
+
+
+class ReportError(EnvironmentProblem):
+    """A report file could not be written (disk full, read-only, ...); exit 2."""

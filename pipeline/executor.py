@@ -6,7 +6,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from pipeline.errors import EnvironmentProblem
 CONTAINER_UID = 1000
 RUN_LABEL = "org.kmatrix.run"
 JOB_LABEL = "org.kmatrix.job"
+STEP_LABEL = "org.kmatrix.step"
 
 
 @dataclass(frozen=True)
@@ -52,17 +53,20 @@ class ContainerSpec:
         """
         return ["bash", "-e", "-o", "pipefail", "-c", "exec 2>&1\n" + self.script]
 
-    def docker_run_args(self) -> list[str]:
-        """Equivalent `docker run` arguments (for reproduce.sh and the benchmark)."""
+    def docker_run_args(self, by_name: Collection[str] = ()) -> list[str]:
+        """Equivalent `docker run` arguments (for reproduce.sh and the benchmark). Variables
+        in `by_name` (secrets) are passed as `-e NAME`: docker takes their values from the
+        caller's environment, so the values are never written down."""
         args = ["docker", "run", "--rm", "--user", self.user, "--workdir", self.workdir,
                 "--network", "bridge" if self.network else "none",
                 "--cpus", str(self.cpus), "--memory", self.memory,
-                "--pids-limit", str(self.pids), "--security-opt", "no-new-privileges"]
+                "--memory-swap", self.memory, "--pids-limit", str(self.pids),
+                "--security-opt", "no-new-privileges", "--cap-drop", "ALL"]
         for mount in self.mounts:
             suffix = ":ro" if mount.read_only else ""
             args += ["-v", f"{mount.host}:{mount.container}{suffix}"]
         for key, value in sorted(self.env.items()):
-            args += ["-e", f"{key}={value}"]
+            args += ["-e", key if key in by_name else f"{key}={value}"]
         return [*args, self.image, *self.command()]
 
 
@@ -92,6 +96,11 @@ def docker_client() -> Any:
             f"{str(exc).splitlines()[0] if str(exc) else 'no details'})",
             hint="start the Docker Engine (systemctl start docker) or set DOCKER_HOST",
         ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "explanation", None) or exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
 
 
 def _memory_bytes(text: str) -> int:
@@ -127,40 +136,56 @@ class ContainerRunner:
                 working_dir=spec.workdir, network_mode="bridge" if spec.network else "none",
                 nano_cpus=int(spec.cpus * 1e9), mem_limit=_memory_bytes(spec.memory),
                 memswap_limit=_memory_bytes(spec.memory), pids_limit=spec.pids,
-                security_opt=["no-new-privileges"], labels=spec.labels,
+                security_opt=["no-new-privileges"], cap_drop=["ALL"], privileged=False,
+                labels=spec.labels,
                 volumes={str(m.host): {"bind": m.container, "mode": "ro" if m.read_only
                                        else "rw"} for m in spec.mounts},
             )
         except docker.errors.APIError as exc:
             return StepOutcome(None, "", time.monotonic() - started,
                                error=f"cannot create container: {exc.explanation or exc}")
+        except requests.exceptions.RequestException as exc:
+            return StepOutcome(None, "", time.monotonic() - started,
+                               error=f"Docker is not reachable: {_first_line(exc)}")
         with self._guard:
             self._live[container.id] = container
         chunks: list[str] = []
         try:
-            container.start()
+            try:
+                container.start()
+            except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+                return StepOutcome(None, "", time.monotonic() - started,
+                                   error=f"cannot start container: {_first_line(exc)}")
             reader = threading.Thread(
                 target=self._read_logs, args=(container, chunks, on_line), daemon=True
             )
             reader.start()
             timed_out = False
+            lost: str | None = None
             try:
                 result = container.wait(timeout=timeout)
                 exit_code = int(result.get("StatusCode", -1))
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-                timed_out = True
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+                # over a unix socket a read timeout surfaces as a ConnectionError too
                 exit_code = None
+                if (isinstance(exc, requests.exceptions.ReadTimeout) or "timed out" in str(exc)
+                        or time.monotonic() - started >= timeout - 1):
+                    timed_out = True
+                else:
+                    lost = f"lost the connection to Docker: {_first_line(exc)}"
                 self._kill(container)
             reader.join(timeout=10)
             oom = False
             try:
                 container.reload()
                 oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
-            except docker.errors.APIError:
+            except (docker.errors.APIError, requests.exceptions.RequestException):
                 pass
             error = None
             if timed_out:
-                error = f"timed out after {timeout:.0f} s; container killed"
+                error = f"timed out after {timeout:.0f} s; container killed and removed"
+            elif lost:
+                error = lost
             elif oom:
                 error = f"killed: out of memory (limit {spec.memory})"
             elif self.stopping:
@@ -189,14 +214,16 @@ class ContainerRunner:
 
     def _kill(self, container: Any) -> None:
         import docker.errors
+        import requests.exceptions
 
-        with contextlib.suppress(docker.errors.APIError):
+        with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
             container.kill()
 
     def _remove(self, container: Any) -> None:
         import docker.errors
+        import requests.exceptions
 
-        with contextlib.suppress(docker.errors.APIError):
+        with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
             container.remove(force=True)
         with self._guard:
             self._live.pop(container.id, None)

@@ -18,7 +18,8 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from junitparser import JUnitXml, TestSuite
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, ReportError
+from pipeline.fsutil import atomic_write_text
 from pipeline.regressions import Regressions
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -312,7 +313,8 @@ def write_html(run_dir: Path, regressions: Regressions | None = None) -> Path:
     except ValueError as exc:
         raise InputError(f"{run_dir / 'summary.json'}: not valid JSON: {exc}") from None
     out = run_dir / INDEX
-    tmp = run_dir / f".{INDEX}.tmp"
-    tmp.write_text(render(run_dir, summary, regressions), encoding="utf-8")
-    tmp.replace(out)
+    try:
+        atomic_write_text(out, render(run_dir, summary, regressions))
+    except OSError as exc:
+        raise ReportError(f"cannot write {out}: {exc.strerror or exc}") from None
     return out

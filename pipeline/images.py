@@ -233,6 +233,7 @@ class ImageBuilder:
         self.cache = cache_dir()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._failed: dict[str, ImageBuildError] = {}  # tag -> why it failed in this run
 
     def _thread_lock(self, key: str) -> threading.Lock:
         with self._locks_guard:
@@ -240,11 +241,16 @@ class ImageBuilder:
 
     def _exists(self, tag: str) -> str | None:
         import docker.errors
+        import requests.exceptions
 
         try:
             return self.client.images.get(tag).id
         except docker.errors.ImageNotFound:
             return None
+        except requests.exceptions.RequestException as exc:
+            raise EnvironmentProblem(f"Docker is not reachable ({exc.__class__.__name__})",
+                                     hint="start the Docker Engine or set DOCKER_HOST"
+                                     ) from None
 
     def plan(self, flavour_name: str, kernel: LockedKernel | None) -> tuple[Flavour, str, str]:
         """Render a flavour: (flavour, dockerfile text, final tag). Pure apart from reading."""
@@ -254,18 +260,33 @@ class ImageBuilder:
         return flavour, dockerfile, image_tag(flavour, dockerfile, kernel)
 
     def ensure(self, flavour_name: str, kernel: LockedKernel | None) -> ImageRef:
-        """Return the image for a flavour, building it (and its rootfs) if absent."""
+        """Return the image for a flavour, building it (and its rootfs) if absent.
+
+        A build that failed is not retried by this builder (i.e. in this run): the jobs
+        that share the image get the same ImageBuildError at once."""
         flavour, dockerfile, tag = self.plan(flavour_name, kernel)
         started = time.monotonic()
-        with self._thread_lock(tag), _file_lock(self.cache / "locks" / _safe(tag)):
-            image_id = self._exists(tag)
-            if image_id:
-                return ImageRef(flavour_name, tag, image_id, False, time.monotonic() - started)
-            if self.base.mode == "mmdebstrap":
-                self._ensure_rootfs(flavour)
-            self.log(f"building image {tag}")
-            image_id = self._docker_build(dockerfile, tag)
+        with self._thread_lock(tag):
+            if tag in self._failed:
+                raise self._failed[tag]
+            with _file_lock(self.cache / "locks" / _safe(tag)):
+                image_id = self._exists(tag)
+                if image_id:
+                    return ImageRef(flavour_name, tag, image_id, False,
+                                    time.monotonic() - started)
+                try:
+                    if self.base.mode == "mmdebstrap":
+                        self._ensure_rootfs(flavour)
+                    self.log(f"building image {tag}")
+                    image_id = self._docker_build(dockerfile, tag)
+                except ImageBuildError as exc:
+                    self._failed[tag] = exc
+                    raise
         return ImageRef(flavour_name, tag, image_id, True, time.monotonic() - started)
+
+    def failed(self, tag: str) -> bool:
+        """Whether building `tag` failed earlier in this run."""
+        return tag in self._failed
 
     def _ensure_rootfs(self, flavour: Flavour) -> None:
         tag = rootfs_tag(flavour)
@@ -309,6 +330,7 @@ class ImageBuilder:
 
     def _docker_build(self, dockerfile: str, tag: str) -> str:
         import docker.errors
+        import requests.exceptions
 
         with tempfile.TemporaryDirectory(prefix="kmatrix-build-") as ctx:
             Path(ctx, "Dockerfile").write_text(dockerfile)
@@ -330,6 +352,11 @@ class ImageBuilder:
                 raise ImageBuildError(
                     f"docker build of {tag} failed: {exc.explanation or exc}; last lines:\n"
                     f"{_tail(''.join(lines))}"
+                ) from None
+            except requests.exceptions.RequestException as exc:
+                raise EnvironmentProblem(
+                    f"Docker is not reachable while building {tag} "
+                    f"({exc.__class__.__name__}); last lines:\n{_tail(''.join(lines))}"
                 ) from None
         image_id = self._exists(tag)
         if not image_id:

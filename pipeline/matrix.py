@@ -80,6 +80,7 @@ class JobSpec:
     mark: Mark | None = None
     values: dict[str, tuple[str, ...]] = field(default_factory=dict)  # axis -> chosen values
     needs_marks: tuple[Mark | None, ...] = ()  # where each of `needs` is written
+    secrets: tuple[str, ...] = ()  # variables passed from pipeline's environment, masked
 
 
 @dataclass
@@ -328,6 +329,7 @@ def build_matrix(data: Any, path: Path) -> Matrix:
             steps=() if "vm" in job else _steps(name, job, diags),
             needs=tuple(raw_needs), inputs=tuple(job.get("inputs") or ()),
             env={**env_strings(defaults.get("env")), **env_strings(job.get("env"))},
+            secrets=tuple(dict.fromkeys(job.get("secrets") or ())),
             timeout=int(job.get("timeout", defaults.get("timeout", DEFAULT_TIMEOUT))),
             limits=_limits(defaults.get("limits"), job.get("limits")),
             vm=_vm(job["vm"]) if "vm" in job else None, mark=key_mark_of(data["jobs"], name),

@@ -76,8 +76,12 @@ def select(matrix: Matrix, jobs: list[Job], filters: Filters,
     by_id = {j.id: j for j in jobs}
     picked = {j.id for j in jobs if chosen(j)}
     if not picked:
+        given = [f"--{name} {value}" for name, values in (
+            ("kernel", filters.kernels), ("features", filters.features), ("job", filters.jobs))
+            for value in values]
         raise InputError(
-            "no job matches the filters",
+            f"no job matches the filters ({' '.join(given)})" if given
+            else "no job matches the filters",
             hint="see the job ids with `pipeline list`",
         )
     if only is not None:

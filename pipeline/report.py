@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -11,7 +12,9 @@ from typing import Any
 
 from junitparser import JUnitXml
 
+from pipeline.errors import ReportError
 from pipeline.expand import Job
+from pipeline.fsutil import atomic_write_text
 from pipeline.results.merge import merge_files
 from pipeline.runner import OK_STATUSES, JobResult
 
@@ -35,22 +38,60 @@ def create_run_dir(reports: Path, run_id: str) -> Path:
     return path
 
 
+def new_run_dir(reports: Path, attempts: int = 50) -> tuple[str, Path]:
+    """A fresh run id and its directory, created exclusively: runs started at the same time
+    in one checkout (same second, same random suffix) still get distinct directories."""
+    try:
+        reports.mkdir(parents=True, exist_ok=True)
+        for _ in range(attempts):
+            run_id = new_run_id()
+            try:
+                return run_id, create_run_dir(reports, run_id)
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise ReportError(f"cannot create a run directory in {reports}: "
+                          f"{exc.strerror or exc}",
+                          hint="check --reports (an existing, writable directory)") from None
+    raise ReportError(f"cannot create a run directory in {reports}: {attempts} run ids taken")
+
+
+def latest_target(reports: Path) -> str | None:
+    """The run reports/latest points at (None if there is none)."""
+    try:
+        return os.readlink(reports / "latest")
+    except OSError:
+        return None
+
+
 def point_latest(reports: Path, run_dir: Path) -> None:
-    """Atomically repoint reports/latest at run_dir."""
+    """Atomically repoint reports/latest at run_dir (ReportError if that fails; the old
+    link is then unchanged)."""
     tmp = reports / f".latest-{os.getpid()}"
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    tmp.symlink_to(run_dir.name)
-    tmp.replace(reports / "latest")
+    try:
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        tmp.symlink_to(run_dir.name)
+        tmp.replace(reports / "latest")
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise ReportError(f"cannot point {reports / 'latest'} at {run_dir.name}: "
+                          f"{exc.strerror or exc}") from None
 
 
 def write_summary(run_dir: Path, run_id: str, matrix_path: Path, jobs: list[Job],
                   results: dict[str, JobResult], started: datetime,
                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """summary.json and the merged junit.xml; returns the summary."""
+    """summary.json and the merged junit.xml (each written atomically); returns the
+    summary. ReportError when a file cannot be written (e.g. the disk is full)."""
     junit_files = [run_dir / r.directory / "junit.xml" for r in results.values()
                    if r.directory and (run_dir / r.directory / "junit.xml").exists()]
-    merged: JUnitXml = merge_files(junit_files, run_dir / "junit.xml", name=run_id)
+    try:
+        merged: JUnitXml = merge_files(junit_files, run_dir / "junit.xml", name=run_id)
+    except OSError as exc:
+        raise ReportError(f"cannot write {run_dir / 'junit.xml'}: {exc.strerror or exc}"
+                          ) from None
     counts = {s: sum(1 for r in results.values() if r.status == s) for s in STATUS_STYLE}
     summary = {
         "run": run_id,
@@ -68,9 +109,11 @@ def write_summary(run_dir: Path, run_id: str, matrix_path: Path, jobs: list[Job]
         ],
         **(extra or {}),
     }
-    tmp = run_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(run_dir / "summary.json")
+    try:
+        atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    except OSError as exc:
+        raise ReportError(f"cannot write {run_dir / 'summary.json'}: {exc.strerror or exc}"
+                          ) from None
     return summary
 
 

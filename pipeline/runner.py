@@ -5,16 +5,23 @@ Each job leaves, in its directory: log.txt, junit.xml, metadata.json, reproduce.
 artifacts/ (what the steps wrote to $OUT). With a result cache (pipeline/cache.py), a job
 whose key has a stored passed result gets that result's files instead ("cached") and no
 container or VM is started; a passed job's files are stored under its key.
+
+Failures of the machine are the job's, never the run's: a file that cannot be written
+(disk full) makes the job an "error" with the reason, and secret values (pipeline.masking)
+are masked in everything written or shown.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import platform
 import shlex
 import shutil
 import string
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,6 +36,7 @@ from pipeline.errors import InputError, PipelineError
 from pipeline.executor import (
     JOB_LABEL,
     RUN_LABEL,
+    STEP_LABEL,
     ContainerRunner,
     ContainerSpec,
     Mount,
@@ -38,8 +46,10 @@ from pipeline.executor import (
     reclaim,
 )
 from pipeline.expand import Job
+from pipeline.fsutil import atomic_write_text
 from pipeline.images import ImageBuilder, ImageRef
 from pipeline.lock import LockedKernel
+from pipeline.masking import Masker
 from pipeline.matrix import Step
 from pipeline.paths import cache_dir
 from pipeline.results.build_log import step_case
@@ -90,6 +100,15 @@ class RunContext:
     keys: KeyComputer | None = None
     read_cache: bool = True  # False (--no-cache): always run, still store passed results
     warn: Callable[[str], None] = lambda _message: None
+    error: Callable[[str], None] = lambda _message: None  # shown at once (image failures)
+    cancel: threading.Event = field(default_factory=threading.Event)  # set on Ctrl-C/TERM
+    reported: set[str] = field(default_factory=set)  # errors already shown by error()
+
+    def report_once(self, message: str) -> None:
+        """Show an error once per run (jobs sharing a failed image report it once)."""
+        if message not in self.reported:
+            self.reported.add(message)
+            self.error(message)
 
 
 def job_dir(ctx: RunContext, job: Job) -> Path:
@@ -191,21 +210,31 @@ class _Frame:
     steps: list[dict[str, Any]] = field(default_factory=list)
     reproducer: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    masker: Masker = field(default_factory=Masker)
+    write_error: OSError | None = None  # the first failed write of log.txt
 
     @property
     def artifacts(self) -> Path:
         return self.directory / "artifacts"
 
     def emit(self, line: str) -> None:
-        self.log.write(line + "\n")
-        self.log.flush()
+        """One log line (secrets masked) to log.txt and the caller's log; a failed write of
+        log.txt (disk full) is remembered, never raised: the job goes on and errors."""
+        line = self.masker.mask(line)
+        if self.write_error is None:
+            try:
+                self.log.write(line + "\n")
+                self.log.flush()
+            except OSError as exc:
+                self.write_error = exc
         self.ctx.log(self.job.id, line)
 
     def fail(self, status: str, message: str) -> None:
         if self.status == PASSED:
-            self.status, self.message = status, message
+            self.status, self.message = status, self.masker.mask(message)
 
     def error_case(self, name: str, message: str, kind: str) -> None:
+        message = self.masker.mask(message)
         case = TestCase(name, classname=self.job.id)
         err = Error(message.splitlines()[0][:500] if message else kind, kind)
         err.text = message
@@ -238,10 +267,6 @@ def _from_cache(ctx: RunContext, job: Job, key: str) -> JobResult | None:
     origin = (f"result {key[:16]} of run {info.get('run', '?')} ({entry.body.get('created')}), "
               f"which passed in {info.get('seconds', 0):.1f} s")
     log = directory / "log.txt"
-    log.write_text(f"== cached: {origin}; no container or VM was started\n"
-                   + (log.read_text(errors="replace") if log.is_file() else ""))
-    _relocate_reproducer(directory / "reproduce.sh", info, _paths(ctx))
-    ctx.log(job.id, f"== cached: {origin}")
     meta_path = directory / "metadata.json"
     try:
         meta = json.loads(meta_path.read_text())
@@ -249,7 +274,17 @@ def _from_cache(ctx: RunContext, job: Job, key: str) -> JobResult | None:
         meta = {"job": job.id, "status": PASSED}
     meta["cache"] = {"hit": True, "key": key, "run": info.get("run"),
                      "stored": entry.body.get("created"), "seconds": info.get("seconds")}
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    try:
+        atomic_write_text(log, f"== cached: {origin}; no container or VM was started\n"
+                          + (log.read_text(errors="replace") if log.is_file() else ""))
+        _relocate_reproducer(directory / "reproduce.sh", info, _paths(ctx))
+        atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
+    except OSError as exc:
+        ctx.warn(f"{job.id}: cannot restore its cached result ({exc.strerror or exc}); "
+                 "it runs")
+        shutil.rmtree(directory, ignore_errors=True)
+        return None
+    ctx.log(job.id, f"== cached: {origin}")
     tests = meta.get("tests") or {}
     return JobResult(
         id=job.id, status=CACHED, seconds=round(time.monotonic() - started, 3),
@@ -275,7 +310,7 @@ def _relocate_reproducer(script: Path, info: dict[str, Any], now: dict[str, str]
     for name, suffix in (("root", f":{SRC}"), ("needs", "/")):
         if then.get(name) and then[name] != now[name]:
             text = text.replace(then[name] + suffix, now[name] + suffix)
-    script.write_text(text)
+    atomic_write_text(script, text, mode=0o755)
 
 
 def _store(ctx: RunContext, job: Job, key: str | None, result: JobResult) -> None:
@@ -307,34 +342,86 @@ def run_job(ctx: RunContext, job: Job) -> JobResult:
 
 def _run(ctx: RunContext, job: Job, key: str | None) -> JobResult:
     directory = job_dir(ctx, job)
-    directory.mkdir(parents=True, exist_ok=True)
-    prepare_writable(directory / "artifacts")
-    with open(directory / "log.txt", "w", encoding="utf-8") as log:
-        frame = _Frame(ctx, job, directory, log, time.monotonic(),
-                       datetime.now(UTC).isoformat(timespec="seconds"), TestSuite(job.id))
+    started = time.monotonic()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        prepare_writable(directory / "artifacts")
+        log = open(directory / "log.txt", "w", encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        message = f"cannot write the job's results in {directory}: {exc.strerror or exc}"
+        ctx.report_once(f"{job.id}: {message}")
+        return JobResult(id=job.id, status=ERROR, seconds=round(time.monotonic() - started, 3),
+                         message=message, errors=1)
+    frame = _Frame(ctx, job, directory, log, started,
+                   datetime.now(UTC).isoformat(timespec="seconds"), TestSuite(job.id))
+    frame.masker = _job_masker(job)
+    try:
+        if job.spec.vm is not None:
+            _run_vm(frame)
+        else:
+            _run_steps(frame)
+    except PipelineError as exc:  # environment problems become this job's error
+        frame.emit(f"== error: {exc}")
+        frame.fail(ERROR, str(exc).splitlines()[0])
+        frame.error_case("setup", str(exc), "environment")
+    except OSError as exc:  # e.g. the disk filled up under the job's artifacts
+        problem = f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}"
+        frame.emit(f"== error: {problem}")
+        frame.fail(ERROR, problem)
+        frame.error_case("setup", problem, "io")
+    finally:
         try:
-            if job.spec.vm is not None:
-                _run_vm(frame)
-            else:
-                _run_steps(frame)
-        except PipelineError as exc:  # environment problems become this job's error
-            frame.emit(f"== error: {exc}")
-            frame.fail(ERROR, str(exc).splitlines()[0])
-            frame.error_case("setup", str(exc), "environment")
+            log.close()
+        except OSError as exc:
+            frame.write_error = frame.write_error or exc
     if key is not None:
         frame.extra["cache"] = {"hit": False, "key": key}
     return _finish(frame)
 
 
+def _job_masker(job: Job) -> Masker:
+    """What must not appear in this job's output: secret-looking env values (job, steps,
+    the network steps' proxy settings) and the values of its `secrets`."""
+    masker = Masker()
+    masker.add_env(job.job_env())
+    for step in job.spec.steps:
+        masker.add_env(step.env)
+    masker.add_env(network_extras()[1])
+    masker.add_env({n: os.environ[n] for n in job.spec.secrets if os.environ.get(n)},
+                   job.spec.secrets)
+    return masker
+
+
+def _secret_env(frame: _Frame) -> dict[str, str] | None:
+    """The job's `secrets` from pipeline's environment; None (job error) if one is unset."""
+    names = frame.job.spec.secrets
+    missing = [n for n in names if n not in os.environ]
+    if missing:
+        message = (f"secret {', '.join(missing)} is not set in the environment of pipeline "
+                   f"(the job declares `secrets: [{', '.join(names)}]`)")
+        frame.emit(f"== error: {message}")
+        frame.fail(ERROR, message)
+        frame.error_case("secrets", message, "environment")
+        return None
+    return {n: os.environ[n] for n in names}
+
+
 def _run_steps(frame: _Frame) -> None:
     ctx, job = frame.ctx, frame.job
     kernel = ctx.kernels.get(job.kernel) if job.kernel else None
+    secret_env = _secret_env(frame)
+    if secret_env is None:
+        return
     try:
         frame.image = ctx.images.ensure(job.spec.image, kernel)
     except PipelineError as exc:
         frame.emit(f"== image failed: {exc}")
-        frame.fail(ERROR, f"image {job.spec.image!r}: {str(exc).splitlines()[0]}")
+        first = str(exc).splitlines()[0].removesuffix("; last lines:")
+        frame.fail(ERROR, f"image {job.spec.image!r} failed to build: {first} "
+                          "(log tail in log.txt)")
         frame.error_case("image", str(exc), "image")
+        # once per image: the jobs sharing it get the same error without a rebuild
+        ctx.report_once(frame.masker.mask(f"image {job.spec.image!r} failed to build: {exc}"))
         return
     image = frame.image
     frame.emit(f"== image {image.tag} ({'built' if image.built else 'reused'} "
@@ -352,11 +439,12 @@ def _run_steps(frame: _Frame) -> None:
         for step in job.spec.steps:
             spec = ContainerSpec(
                 image=image.tag, script=step.run,
-                env={**env, **(net_env if step.network else {}), **step.env},
+                env={**env, **(net_env if step.network else {}), **step.env, **secret_env},
                 mounts=mounts + (net_mounts if step.network else []),
                 network=step.network, cpus=job.spec.limits.cpus,
                 memory=job.spec.limits.memory, pids=job.spec.limits.pids,
-                user=container_user(), labels={RUN_LABEL: ctx.run_id, JOB_LABEL: job.id},
+                user=container_user(),
+                labels={RUN_LABEL: ctx.run_id, JOB_LABEL: job.id, STEP_LABEL: step.name},
             )
             specs.append((step, spec))
             remaining = deadline - time.monotonic()
@@ -367,6 +455,12 @@ def _run_steps(frame: _Frame) -> None:
                        if limit > 0 else
                        StepOutcome(None, "", 0.0, timed_out=True,
                                    error=f"job timeout ({job.timeout} s) reached"))
+            if outcome.timed_out and limit > 0:
+                which = (f"step timeout {step.timeout} s" if step.timeout
+                         and step.timeout <= limit + 1 else f"job timeout {job.timeout} s")
+                outcome.error = f"{outcome.error} ({which})"
+            outcome.output = frame.masker.mask(outcome.output)
+            outcome.error = frame.masker.mask(outcome.error) if outcome.error else None
             frame.emit(f"== step {step.name}: exit {outcome.exit_code} in "
                        f"{outcome.seconds:.1f} s"
                        + (f" ({outcome.error})" if outcome.error else ""))
@@ -384,7 +478,7 @@ def _run_steps(frame: _Frame) -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
         reclaim(frame.artifacts)
-        frame.reproducer = _docker_reproducer(frame.directory, specs)
+        frame.reproducer = _docker_reproducer(frame.directory, specs, frame.masker)
 
 
 def _vm_path(value: str, env: dict[str, str], needs: list[str]) -> Path:
@@ -433,12 +527,15 @@ def _run_vm(frame: _Frame) -> None:
                   files=paths["files"],
                   command=string.Template(decl.command).safe_substitute(env),
                   memory_mb=decl.memory, boot_timeout=decl.boot_timeout,
-                  timeout=max(job.timeout - (time.monotonic() - frame.started), 1),
-                  test_timeout=decl.test_timeout, append=decl.append)
+                  timeout=max(math.ceil(job.timeout - (time.monotonic() - frame.started)),
+                              1),
+                  test_timeout=decl.test_timeout, append=decl.append,
+                  label=f"kmatrix:{ctx.run_id}:{job.id}")
     workdir = frame.artifacts
     frame.emit(f"== boot (timeout {spec.timeout:.0f} s, boot {spec.boot_timeout} s"
                + (f", per test {spec.test_timeout} s)" if spec.test_timeout else ")"))
-    result = run_vm(spec, workdir, kernel_cache=cache_dir() / "kernels" / "pvh")
+    result = run_vm(spec, workdir, kernel_cache=cache_dir() / "kernels" / "pvh",
+                    cancel=ctx.cancel)
     for line in result.console.splitlines():
         frame.emit(line)
     (workdir / "ktap.txt").write_text(result.ktap)
@@ -468,6 +565,8 @@ def _run_vm(frame: _Frame) -> None:
         err = Error(f"{result.status}: {result.reason.splitlines()[0][:400]}", result.status)
         err.text = result.reason
         vm_case.result = [err]
+        if result.status == "interrupted":
+            frame.fail(INTERRUPTED, "run interrupted")
         frame.fail(FAILED, f"VM {result.status}: {result.reason.splitlines()[0][:200]}")
     elif result.exit_code != 0:
         fail = Failure(f"the VM command exited {result.exit_code}", "exit-status")
@@ -488,11 +587,16 @@ def _run_vm(frame: _Frame) -> None:
 
 def _finish(frame: _Frame) -> JobResult:
     job = frame.job
+    if frame.write_error is not None:  # the record is incomplete: that wins over the rest
+        problem = (f"cannot write {frame.directory / 'log.txt'}: "
+                   f"{frame.write_error.strerror or frame.write_error}")
+        frame.status, frame.message = ERROR, problem + (
+            f" (and: {frame.message})" if frame.message else "")
+        frame.error_case("results", problem, "io")
     counts = suite_counts(frame.suite)
     failing = _failing(list(frame.suite))
     if frame.status == PASSED and (counts["failures"] or counts["errors"]):
         frame.fail(FAILED, f"{counts['failures'] + counts['errors']} failing test(s)")
-    write_suite(frame.suite, frame.directory / "junit.xml")
     result = JobResult(
         id=job.id, status=frame.status, seconds=round(time.monotonic() - frame.started, 3),
         message=frame.message, tests=counts["tests"], failures=counts["failures"],
@@ -500,8 +604,18 @@ def _finish(frame: _Frame) -> JobResult:
         image=frame.image.tag if frame.image else None,
         directory=str(frame.directory.relative_to(frame.ctx.run_dir)),
     )
-    _write_metadata(frame, result)
-    _write_reproducer(frame)
+    try:
+        write_suite(frame.suite, frame.directory / "junit.xml", frame.masker.mask)
+        _write_metadata(frame, result)
+        _write_reproducer(frame)
+    except OSError as exc:  # disk full, ...: the job's record is incomplete, so it errs
+        result.status = ERROR
+        result.message = (f"cannot write the job's results in {frame.directory}: "
+                          f"{exc.strerror or exc}")
+        result.errors += 1
+        frame.ctx.report_once(f"{job.id}: {result.message}")
+        with contextlib.suppress(OSError):  # what could be written must not say "passed"
+            _write_metadata(frame, result)
     return result
 
 
@@ -524,15 +638,22 @@ def _write_metadata(frame: _Frame, result: JobResult) -> None:
                   "errors": result.errors, "skipped": result.skipped},
         **frame.extra,
     }
-    (frame.directory / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    atomic_write_text(frame.directory / "metadata.json",
+                      frame.masker.mask(json.dumps(meta, indent=2)) + "\n")
 
 
-def _docker_reproducer(directory: Path, specs: list[tuple[Step, ContainerSpec]]) -> list[str]:
+def _docker_reproducer(directory: Path, specs: list[tuple[Step, ContainerSpec]],
+                       masker: Masker | None = None) -> list[str]:
+    masker = masker or Masker()
+    hidden = sorted({k for _, spec in specs for k, v in spec.env.items() if masker.hides(v)})
     lines = [
         "# OUT and WORK default to fresh directories; set them to keep the results.",
         'OUT="${OUT:-$(mktemp -d)}"; WORK="${WORK:-$(mktemp -d)}"',
         'chmod 0777 "$OUT" "$WORK"',
     ]
+    if hidden:
+        lines += [f"# secrets are not recorded: export {' '.join(hidden)} before running this",
+                  *(f': "${{{name}:?set {name} (a secret of this job)}}"' for name in hidden)]
     if specs:
         tag = specs[0][1].image
         lines.append(f"docker image inspect {shlex.quote(tag)} >/dev/null 2>&1 || "
@@ -540,7 +661,7 @@ def _docker_reproducer(directory: Path, specs: list[tuple[Step, ContainerSpec]])
                      " exit 2; }")
     for step, spec in specs:
         rendered = []
-        for arg in spec.docker_run_args():
+        for arg in spec.docker_run_args(by_name=hidden):
             if arg.startswith(f"{directory / 'artifacts'}:"):
                 rendered.append(f'"$OUT:{arg.split(":", 1)[1]}"')
             elif any(arg == f"{m.host}:{WORK}" for m in spec.mounts if m.container == WORK):
@@ -560,6 +681,5 @@ def _write_reproducer(frame: _Frame) -> None:
         lines += frame.reproducer
     else:
         lines += ["echo 'this job never reached its steps (see log.txt)' >&2", "exit 2"]
-    path = frame.directory / "reproduce.sh"
-    path.write_text("\n".join(lines) + "\n")
-    path.chmod(0o755)
+    atomic_write_text(frame.directory / "reproduce.sh",
+                      frame.masker.mask("\n".join(lines)) + "\n", mode=0o755)

@@ -164,6 +164,10 @@ JOB = {
         "needs": {**STRINGS, "description": "jobs (name or exact id) that must pass first"},
         "inputs": {**STRINGS, "description": "path globs whose changes affect this job"},
         "env": {**ENV, "description": "environment of every step (after defaults.env)"},
+        "secrets": {"type": "array", "items": ENV_NAME,
+                    "description": "names of variables passed from the environment of "
+                                   "`pipeline` to every step; their values are masked in "
+                                   "logs and reports"},
         "timeout": {"type": "integer", "minimum": 1,
                     "description": "seconds for the whole job (default: defaults.timeout)"},
         "limits": {**LIMITS, "description": "container limits (default: defaults.limits)"},

@@ -15,8 +15,12 @@ stderr is merged into the console text.
 
 Statuses: "ok" means the command ran to completion and its exit code was reported (a
 nonzero code is still "ok": judging it is the caller's business); "panic" wins over
-everything; "boot-timeout", "timeout" (whole run or per-test hang) and "error" (QEMU
-could not start or stopped without an exit marker) have `exit_code` None.
+everything; "boot-timeout", "timeout" (whole run or per-test hang), "interrupted" (the
+caller's `cancel` event was set: Ctrl-C / SIGTERM of the run) and "error" (QEMU could not
+start or stopped without an exit marker) have `exit_code` None.
+
+A VmSpec `label` is passed as QEMU's `-name`, so a run's QEMU processes can be recognised
+(e.g. by tests looking for leftovers) without matching process names.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import shutil
 import stat
 import struct
 import subprocess
+import threading
 import time
 import zlib
 from dataclasses import dataclass, field, replace
@@ -84,6 +89,7 @@ class VmSpec:
     timeout: float = 300
     test_timeout: float | None = None
     append: str = ""
+    label: str = ""  # QEMU -name (e.g. kmatrix:<run id>:<job id>); no commas
 
 
 @dataclass
@@ -352,6 +358,7 @@ def qemu_command(spec: VmSpec, initramfs: Path, accel: str) -> list[str]:
         "-display", "none", "-monitor", "none", "-serial", "stdio",
         "-kernel", str(spec.kernel), "-initrd", str(initramfs),
         "-append", kernel_cmdline(spec),
+        *(["-name", spec.label.replace(",", "_")] if spec.label else []),
     ]  # fmt: skip
 
 
@@ -415,8 +422,12 @@ def _next_wakeup(spec: VmSpec, w: _Watch) -> float:
     return min(times)
 
 
-def _pump(proc: subprocess.Popen, spec: VmSpec, w: _Watch, log: BinaryIO) -> tuple[str, str]:
-    """Read the console until a verdict or EOF; returns (status, reason)."""
+CANCEL_POLL = 0.25  # s between checks of the cancel event
+
+
+def _pump(proc: subprocess.Popen, spec: VmSpec, w: _Watch, log: BinaryIO,
+          cancel: threading.Event | None = None) -> tuple[str, str]:
+    """Read the console until a verdict, EOF or `cancel`; returns (status, reason)."""
     fd = proc.stdout.fileno()
     os.set_blocking(fd, False)
     pending = b""
@@ -424,9 +435,12 @@ def _pump(proc: subprocess.Popen, spec: VmSpec, w: _Watch, log: BinaryIO) -> tup
         sel.register(fd, selectors.EVENT_READ)
         while True:
             now = time.monotonic()
+            if cancel is not None and cancel.is_set():
+                return "interrupted", "the run was interrupted; QEMU stopped"
             if verdict := _verdict(spec, w, now):
                 return verdict
-            if not sel.select(max(0.0, _next_wakeup(spec, w) - now)):
+            wait = max(0.0, _next_wakeup(spec, w) - now)
+            if not sel.select(min(wait, CANCEL_POLL) if cancel is not None else wait):
                 continue
             chunk = os.read(fd, 65536)
             now = time.monotonic()
@@ -480,6 +494,7 @@ def run_vm(
     *,
     accel: str | None = None,
     kernel_cache: Path | None = None,
+    cancel: threading.Event | None = None,
 ) -> VmResult:
     """Build the initramfs, boot, watch the console; QEMU is always stopped and reaped.
 
@@ -488,7 +503,8 @@ def run_vm(
 
     With `accel` None the accelerator is chosen by kvm.select_accel(); if a KVM boot then
     fails before the init starts (within KVM_BOOT_TIMEOUT), KVM is marked broken for this
-    process and the run is repeated under TCG.
+    process and the run is repeated under TCG. Setting `cancel` stops QEMU within
+    CANCEL_POLL s (status "interrupted").
     """
     auto = accel is None
     accel = accel or select_accel()
@@ -497,15 +513,19 @@ def run_vm(
     if shutil.which(QEMU) is None:
         return VmResult("error", None, "", "", 0.0, 0.0, f"{QEMU} not found", accel)
     boot_timeout = min(spec.boot_timeout, KVM_BOOT_TIMEOUT) if auto and accel == "kvm" else None
-    result = _boot(spec, workdir, initramfs, accel, boot_timeout)
+    if cancel is not None and cancel.is_set():
+        return VmResult("interrupted", None, "", "", 0.0, 0.0,
+                        "the run was interrupted before the boot", accel)
+    result = _boot(spec, workdir, initramfs, accel, boot_timeout, cancel)
     if auto and accel == "kvm" and result.status in ("boot-timeout", "error"):
         mark_kvm_broken(result.reason)
-        result = _boot(spec, workdir, initramfs, "tcg", None)
+        result = _boot(spec, workdir, initramfs, "tcg", None, cancel)
     return result
 
 
 def _boot(
-    spec: VmSpec, workdir: Path, initramfs: Path, accel: str, boot_timeout: float | None
+    spec: VmSpec, workdir: Path, initramfs: Path, accel: str, boot_timeout: float | None,
+    cancel: threading.Event | None = None,
 ) -> VmResult:
     if boot_timeout is not None:
         spec = replace(spec, boot_timeout=boot_timeout)
@@ -520,7 +540,7 @@ def _boot(
             cwd=workdir,
         )
         try:
-            status, reason = _pump(proc, spec, w, log)
+            status, reason = _pump(proc, spec, w, log, cancel)
             stopped = time.monotonic()
         finally:
             stop_process(proc)

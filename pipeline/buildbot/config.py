@@ -11,12 +11,17 @@ adds, changes or removes builders.
 
 from __future__ import annotations
 
+import hmac
 import os
 from pathlib import Path
 from typing import Any
 
 from buildbot.plugins import changes, schedulers, steps, util, worker
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import IUsernamePassword
+from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
+from zope.interface import implementer
 
 from pipeline.buildbot import selection
 from pipeline.buildbot.settings import Settings, load_settings
@@ -28,6 +33,43 @@ POLLER_NAME = "kmatrix"
 PUSH_SCHEDULER = "kmatrix-push"
 FORCE_SCHEDULER = "kmatrix-force"
 DASHBOARD = "matrix"
+USERS_ROLE = "users"
+
+
+@implementer(ICredentialsChecker)
+class SharedSecretChecker:
+    """Accepts HTTP basic auth whose password is the shared secret (any user name);
+    compared in constant time."""
+
+    credentialInterfaces = (IUsernamePassword,)
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret.encode()
+
+    def requestAvatarId(self, credentials: Any) -> Any:  # twisted's name
+        password = credentials.password
+        if isinstance(password, str):
+            password = password.encode()
+        if hmac.compare_digest(password, self._secret):
+            return defer.succeed(credentials.username)
+        return defer.fail(UnauthorizedLogin("wrong change hook secret"))
+
+
+def www_security(settings: Settings) -> dict[str, Any]:
+    """`www` keys for an exposed master: logins for every control action (force, stop,
+    rebuild, ...) and the shared secret for the change hook. Empty on loopback."""
+    if not settings.auth_required:
+        return {}
+    users = dict(settings.users)
+    out: dict[str, Any] = {
+        "auth": util.UserPasswordAuth(users) if users else util.NoAuth(),
+        "authz": util.Authz(
+            allowRules=[util.AnyControlEndpointMatcher(role=USERS_ROLE, defaultDeny=True)],
+            roleMatchers=[util.RolesFromUsername(roles=[USERS_ROLE], usernames=list(users))]),
+    }
+    # without a secret nobody can notify the master: the GitPoller's interval still works
+    out["change_hook_auth"] = [SharedSecretChecker(settings.hook_secret or os.urandom(24).hex())]
+    return out
 
 
 def tags_of(job: Any) -> list[str]:
@@ -134,7 +176,9 @@ def _factory(job: Any, settings: Settings, artifacts_url: str) -> util.BuildFact
         workdir="build",
         logfiles={"log.txt": util.Interpolate(
             f"{results}/%(prop:got_revision)s/{job.id}/log.txt")},
-        timeout=None, maxTime=job.timeout + 600, logEnviron=False,
+        # stopping a build (or maxTime) sends SIGTERM first: `pipeline job` then stops its
+        # containers and QEMU by id and writes its results; SIGKILL 30 s later
+        timeout=None, maxTime=job.timeout + 600, sigtermTime=30, logEnviron=False,
         env={"PYTHONUNBUFFERED": "1"}, haltOnFailure=False))
     factory.addStep(JobReport(job.id, results, str(settings.basedir / "artifacts"),
                               artifacts_url))
@@ -229,6 +273,7 @@ def build_config(basedir: str | os.PathLike[str] = ".", matrix: str | os.PathLik
         "www": {
             "port": f"tcp:{settings.www_port}:interface={bind}",
             "change_hook_dialects": {"poller": {"allowed": [POLLER_NAME]}},
+            **www_security(settings),
             "plugins": {
                 "waterfall_view": {}, "console_view": {}, "grid_view": {},
                 "wsgi_dashboards": [{

@@ -135,7 +135,8 @@ def start(matrix: Path, basedir: Path) -> int:
         if read_pid(wdir) is None:
             password = next(w.password for w in settings.workers if w.name == LOCAL_WORKER)
             _run([_tool("buildbot-worker"), "create-worker", "--force", "-r", "--umask=0o022",
-                  str(wdir), f"127.0.0.1:{settings.pb_port}", LOCAL_WORKER, password],
+                  str(wdir), f"{settings.connect_host}:{settings.pb_port}", LOCAL_WORKER,
+                  password],
                  env, "buildbot-worker create-worker")
             _run([_tool("buildbot-worker"), "start", str(wdir)], env, "buildbot-worker start")
             print(f"local worker started (pid {read_pid(wdir)}) in {wdir}")
@@ -143,6 +144,12 @@ def start(matrix: Path, basedir: Path) -> int:
             print(f"local worker already running (pid {read_pid(wdir)})")
     print(f"web UI: {settings.www_url}")
     print(f"matrix: {settings.www_url}#/matrix")
+    if settings.auth_required:
+        print(f"login required for force builds and other control actions: users in "
+              f"{settings.users_path}; the change hook needs the secret in "
+              f"{settings.hook_secret_path} (or $KMATRIX_BB_HOOK_SECRET)")
+    else:
+        print(f"bound to {settings.bind}: no login needed (loopback only)")
     return EXIT_OK
 
 
@@ -179,16 +186,35 @@ def cmd_master(args: argparse.Namespace) -> int:
     return status(basedir)
 
 
-def hook_script(url: str) -> str:
-    """post-receive: POST to the master's poller change hook; never fails the push."""
+def hook_script(url: str, secret_file: Path | None = None) -> str:
+    """post-receive: POST to the master's poller change hook; never fails the push.
+
+    The shared secret (an exposed master requires it) is read at push time from
+    $KMATRIX_BB_HOOK_SECRET or `secret_file`, never written into the hook, and sent as
+    HTTP basic auth."""
+    from pipeline.buildbot.settings import HOOK_USER
+
     return f"""#!/bin/sh
 # {HOOK_MARK}: tells the kmatrix Buildbot master to poll
 # the repository now (its GitPoller turns the new commits into changes).
 exec {sys.executable} - <<'PY'
-import urllib.request
+import base64, os, urllib.request
 url = {url!r}
+secret_file = {str(secret_file) if secret_file else None!r}
+secret = os.environ.get("KMATRIX_BB_HOOK_SECRET", "").strip()
+if not secret and secret_file:
+    try:
+        with open(secret_file) as handle:
+            secret = handle.read().strip()
+    except OSError:
+        pass
+headers = {{}}
+if secret:
+    token = base64.b64encode(({HOOK_USER!r} + ":" + secret).encode()).decode()
+    headers["Authorization"] = "Basic " + token
 try:
-    urllib.request.urlopen(urllib.request.Request(url, data=b""), timeout=10).read()
+    request = urllib.request.Request(url, data=b"", headers=headers)
+    urllib.request.urlopen(request, timeout=10).read()
     print("kmatrix: Buildbot master notified")
 except Exception as exc:
     print(f"kmatrix: could not notify {{url}}: {{exc}} (its poller will see the push later)")
@@ -196,7 +222,8 @@ PY
 """
 
 
-def install_hook(repo: Path, url: str, force: bool = False) -> Path:
+def install_hook(repo: Path, url: str, force: bool = False,
+                 secret_file: Path | None = None) -> Path:
     proc = subprocess.run(["git", "-C", str(repo), "rev-parse", "--git-path", "hooks"],
                           capture_output=True, text=True)
     if proc.returncode != 0:
@@ -208,7 +235,7 @@ def install_hook(repo: Path, url: str, force: bool = False) -> Path:
     hook = hooks / "post-receive"
     if hook.exists() and HOOK_MARK not in hook.read_text(errors="replace") and not force:
         raise InputError(f"{hook} exists and is not ours", hint="pass --force to replace it")
-    hook.write_text(hook_script(url))
+    hook.write_text(hook_script(url, secret_file))
     hook.chmod(0o755)
     return hook
 
@@ -222,7 +249,7 @@ def cmd_hook(args: argparse.Namespace) -> int:
     settings = load_settings(basedir, create_secrets=False)
     base = args.url or settings.www_url
     url = base.rstrip("/") + "/change_hook/poller?poller=kmatrix"
-    hook = install_hook(repo, url, args.force)
+    hook = install_hook(repo, url, args.force, settings.hook_secret_path)
     print(f"installed {hook} -> {url}")
     if not settings.repo:
         with open(basedir / SETTINGS_NAME, "a") as handle:

@@ -21,10 +21,21 @@ on 127.0.0.1) and a scaled-out setup (remote workers, PostgreSQL) lives here, ne
     results_dir: /srv/kmatrix/results      # default <basedir>/results
     transfer: local           # workers share results_dir with the master (only mode yet)
     pipeline: [pipeline]      # command that runs `pipeline` on remote workers
+    require_auth: auto        # auto: on unless bind is loopback (KMATRIX_BB_REQUIRE_AUTH)
+    users_file: /etc/kmatrix/www-users     # `name:password` lines (default <basedir>/www-users)
+    hook_secret_file: /etc/kmatrix/hook.secret  # default <basedir>/hook.secret
+
+With authentication on (always when the UI is reachable from other machines), force
+builds and every other control action need a login from `users_file`, and the change hook
+needs the shared secret (HTTP basic auth, any user name; $KMATRIX_BB_HOOK_SECRET overrides
+the file). Missing files are generated (0600) with a random `admin` password and secret.
+Bound to loopback (the default) both stay open for local use; `require_auth: false` with a
+non-loopback bind is refused.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -40,6 +51,11 @@ from pipeline.errors import InputError
 SETTINGS_NAME = "kmatrix.yml"
 LOCAL_WORKER = "local"
 SECRET_FILE = "local-worker.pass"
+USERS_FILE = "www-users"
+HOOK_SECRET_FILE = "hook.secret"
+HOOK_SECRET_ENV = "KMATRIX_BB_HOOK_SECRET"
+HOOK_USER = "kmatrix-hook"
+ADMIN_USER = "admin"
 
 
 @dataclass
@@ -70,6 +86,35 @@ class Settings:
     results_dir: Path | None = None
     transfer: str = "local"
     pipeline: list[str] = field(default_factory=list)
+    require_auth: bool | str = "auto"
+    users_file: Path | None = None
+    hook_secret_file: Path | None = None
+    users: dict[str, str] = field(default_factory=dict)  # when auth_required
+    hook_secret: str | None = None  # when auth_required
+
+    @property
+    def loopback(self) -> bool:
+        """Whether `bind` is a loopback address (reachable from this machine only)."""
+        return is_loopback(self.bind)
+
+    @property
+    def auth_required(self) -> bool:
+        """Logins for control actions and a secret for the change hook?"""
+        return self.require_auth is True or (self.require_auth == "auto" and not self.loopback)
+
+    @property
+    def users_path(self) -> Path:
+        return self.users_file or self.basedir / USERS_FILE
+
+    @property
+    def hook_secret_path(self) -> Path:
+        return self.hook_secret_file or self.basedir / HOOK_SECRET_FILE
+
+    @property
+    def connect_host(self) -> str:
+        """Where a worker on this machine reaches the PB port."""
+        return "127.0.0.1" if self.bind in ("0.0.0.0", "::", "") or self.loopback \
+            else self.bind
 
     @property
     def www_url(self) -> str:
@@ -83,6 +128,55 @@ class Settings:
     @property
     def local_worker_dir(self) -> Path:
         return self.basedir / "worker"
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost (an interface name or hostname: not loopback)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def read_users(path: Path) -> dict[str, str]:
+    """`name:password` lines (blank lines and # comments ignored)."""
+    users = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, sep, password = line.partition(":")
+        if not sep or not name.strip() or not password:
+            raise InputError(f"{path}:{number}: expected `name:password`")
+        users[name.strip()] = password
+    return users
+
+
+def _load_auth(settings: Settings, env: dict[str, str], create: bool) -> None:
+    """Fill users and hook_secret (generating the files when allowed)."""
+    users_path, secret_path = settings.users_path, settings.hook_secret_path
+    if not users_path.is_file() and create:
+        _write_private(users_path, f"{ADMIN_USER}:{secrets.token_urlsafe(18)}\n")
+    if users_path.is_file():
+        settings.users = read_users(users_path)
+    secret = env.get(HOOK_SECRET_ENV, "").strip()
+    if not secret:
+        if not secret_path.is_file() and create:
+            _write_private(secret_path, secrets.token_urlsafe(24) + "\n")
+        if secret_path.is_file():
+            secret = secret_path.read_text().strip()
+    if secret and (len(secret) < 16 or any(c.isspace() for c in secret)):
+        raise InputError("the change hook secret must be at least 16 characters, without "
+                         "spaces", hint=f"see {secret_path} or ${HOOK_SECRET_ENV}")
+    settings.hook_secret = secret or None
 
 
 def _env_name(worker: str) -> str:
@@ -120,6 +214,15 @@ def _worker(raw: dict[str, Any], env: dict[str, str]) -> WorkerSpec:
     return WorkerSpec(name, password, int(max_builds) if max_builds else None)
 
 
+def _auth_mode(value: Any, path: Path) -> bool | str:
+    text = str(value).strip().lower()
+    if isinstance(value, bool) or text in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+        return value if isinstance(value, bool) else text in ("true", "yes", "1", "on")
+    if text == "auto":
+        return "auto"
+    raise InputError(f"{path}: require_auth: {value!r} is not true, false or auto")
+
+
 def load_settings(basedir: str | Path, env: dict[str, str] | None = None,
                   create_secrets: bool = True) -> Settings:
     """Read <basedir>/kmatrix.yml (optional) and KMATRIX_BB_* variables."""
@@ -137,10 +240,12 @@ def load_settings(basedir: str | Path, env: dict[str, str] | None = None,
                            ("db_url", "KMATRIX_BB_DB_URL", str),
                            ("repo", "KMATRIX_BB_REPO", str),
                            ("results_dir", "KMATRIX_BB_RESULTS_DIR", str),
-                           ("transfer", "KMATRIX_BB_TRANSFER", str)):
+                           ("transfer", "KMATRIX_BB_TRANSFER", str),
+                           ("require_auth", "KMATRIX_BB_REQUIRE_AUTH", str),
+                           ("users_file", "KMATRIX_BB_USERS_FILE", str)):
         if env.get(var):
             data[key] = kind(env[var])
-    known = set(Settings.__dataclass_fields__) - {"basedir"}
+    known = set(Settings.__dataclass_fields__) - {"basedir", "users", "hook_secret"}
     unknown = set(data) - known
     if unknown:
         raise InputError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}",
@@ -158,6 +263,17 @@ def load_settings(basedir: str | Path, env: dict[str, str] | None = None,
         settings.branches = [str(b) for b in data["branches"]]
     if data.get("results_dir"):
         settings.results_dir = Path(data["results_dir"]).expanduser().resolve()
+    for key in ("users_file", "hook_secret_file"):
+        if data.get(key):
+            setattr(settings, key, Path(str(data[key])).expanduser().resolve())
+    settings.require_auth = _auth_mode(data.get("require_auth", "auto"), path)
+    if settings.require_auth is False and not settings.loopback:
+        raise InputError(f"bind: {settings.bind} makes the master reachable from other "
+                         "machines, so require_auth cannot be false",
+                         hint="bind to 127.0.0.1 (and put a proxy with its own login in "
+                              "front), or drop require_auth")
+    if settings.auth_required:
+        _load_auth(settings, env, create_secrets)
     if settings.transfer != "local":
         raise InputError(f"transfer: {settings.transfer!r} is not supported yet",
                          hint="workers must share results_dir with the master "

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from junitparser import JUnitXml, TestSuite
+
+from pipeline.fsutil import atomic_path
 
 
 def suite_counts(suite: TestSuite) -> dict[str, int]:
@@ -23,22 +25,36 @@ def suite_counts(suite: TestSuite) -> dict[str, int]:
     return counts
 
 
-def write_suite(suite: TestSuite, path: Path) -> None:
-    """Write one suite as a JUnit file (atomically)."""
+def write_suite(suite: TestSuite, path: Path,
+                filter_text: Callable[[str], str] | None = None) -> None:
+    """Write one suite as a JUnit file (atomically); `filter_text` may rewrite the XML
+    (e.g. mask secrets) before it is stored."""
     suite.update_statistics()
     xml = JUnitXml(name=suite.name)
     xml.add_testsuite(suite)
     xml.update_statistics()
-    tmp = path.with_suffix(".tmp")
-    xml.write(str(tmp), pretty=True)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        xml.write(str(tmp), pretty=True)
+        if filter_text is not None:
+            text = tmp.read_text(encoding="utf-8")
+            filtered = filter_text(text)
+            if filtered != text:
+                tmp.write_text(filtered, encoding="utf-8")
 
 
-def merge_files(paths: Iterable[Path], out: Path, name: str) -> JUnitXml:
-    """Merge JUnit files into `out`; unreadable inputs are skipped by the caller's choice."""
+def merge_files(paths: Iterable[Path], out: Path, name: str,
+                skipped: list[Path] | None = None) -> JUnitXml:
+    """Merge JUnit files into `out` (atomically). An input that cannot be read or parsed
+    is left out (and appended to `skipped`): one broken job file must not lose the run's
+    report."""
     merged = JUnitXml(name=name)
     for path in paths:
-        xml = JUnitXml.fromfile(str(path))
+        try:
+            xml = JUnitXml.fromfile(str(path))
+        except Exception:  # OSError, XML syntax errors of the parser in use, ...
+            if skipped is not None:
+                skipped.append(path)
+            continue
         suites = [xml] if isinstance(xml, TestSuite) else list(xml)
         for suite in suites:
             merged.add_testsuite(suite)
@@ -48,7 +64,6 @@ def merge_files(paths: Iterable[Path], out: Path, name: str) -> JUnitXml:
             element.text = None
         if element.tail is not None and not element.tail.strip():
             element.tail = None
-    tmp = out.with_suffix(".tmp")
-    merged.write(str(tmp), pretty=True)
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        merged.write(str(tmp), pretty=True)
     return merged

@@ -1,0 +1,49 @@
+"""Crash- and disk-full-safe file writes: a file is either its old or its new content.
+
+Every report file (summary.json, junit.xml, index.html, metadata.json, reproduce.sh) is
+written to a unique temporary file in the same directory, flushed to disk and renamed over
+the target. A failed write (ENOSPC, EIO, ...) removes the temporary file and leaves the
+target as it was; the OSError goes to the caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path, mode: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces `path` (fsynced first)."""
+    path = Path(path)
+    tmp = _tmp_name(path)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
+    """Write text (UTF-8) to `path` atomically."""
+    with atomic_path(path, mode) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write bytes to `path` atomically."""
+    with atomic_path(path, mode) as tmp:
+        tmp.write_bytes(data)
