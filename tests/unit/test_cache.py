@@ -58,7 +58,8 @@ def test_input_file_change_invalidates_the_job_and_its_dependents(project_copy) 
     after = all_keys(project_copy)
     changed = {j for j in before if before[j] != after[j]}
     assert changed == {f"{n}/{k}" for n in ("kmod-build", "vm-test")
-                       for k in ("5.10", "6.1", "6.12", "7.3")}
+                       for k in ("5.10", "6.1", "6.12", "7.3")} | {
+        "kmod-build-rust/7.3-rust", "vm-test-rust/7.3-rust"}
 
 
 def test_files_outside_inputs_and_touching_do_not_matter(project_copy: Path) -> None:

@@ -39,7 +39,8 @@ def test_kernel_change_selects_module_builds_and_their_dependents(shipped) -> No
     _, jobs = shipped
     affected = affected_jobs(jobs, ["kernel/vexfs_main.c"])
     assert affected == {f"{name}/{k}" for name in ("kmod-build", "vm-test")
-                        for k in ("5.10", "6.1", "6.12", "7.3")}
+                        for k in ("5.10", "6.1", "6.12", "7.3")} | {
+        "kmod-build-rust/7.3-rust", "vm-test-rust/7.3-rust"}
 
 
 def test_userspace_change_reaches_vm_tests_through_vexctl(shipped) -> None:
@@ -138,6 +139,6 @@ def test_cli_list_and_run_with_changed_since(project_copy: Path, capsys) -> None
     assert {r["id"] for r in rows if r["selected"]} >= {"abi-check", "vexctl-static",
                                                         "vm-test/6.1"}
     assert {r["id"] for r in rows if not r["selected"]} == {
-        f"kmod-build/{k}" for k in ("5.10", "6.1", "6.12", "7.3")}
+        f"kmod-build/{k}" for k in ("5.10", "6.1", "6.12", "7.3")} | {"kmod-build-rust/7.3-rust"}
     assert main(["--matrix", matrix, "run", "--changed-since", "nope"]) == 2
     assert "unknown git revision" in capsys.readouterr().err
