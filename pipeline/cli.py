@@ -187,7 +187,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     for row in rows:
         needs = f"  needs: {', '.join(row['needs'])}" if row["needs"] else ""
         extra = "" if row["selected"] else "  (needed)"
-        print(f"{row['id']:<{width}}  image: {row['image']}{needs}{extra}")
+        image = f"image: {row['image']}" if row["image"] else "vm"
+        print(f"{row['id']:<{width}}  {image}{needs}{extra}")
     return EXIT_OK
 
 
@@ -245,6 +246,8 @@ def cmd_images(args: argparse.Namespace) -> int:
                                                                     file=sys.stderr))
     seen = set()
     for job in selection.jobs:
+        if not job.spec.image:  # a VM job boots a kernel; it has no toolchain image
+            continue
         kernel = kernels.get(job.kernel) if catalog.per_kernel(job.spec.image) else None
         key = (job.spec.image, kernel.version if kernel else None)
         if key in seen:

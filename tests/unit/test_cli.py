@@ -100,3 +100,12 @@ def test_stale_lock_is_reported_before_any_work(capsys, tmp_path) -> None:
     code, _, err = run(capsys, "--matrix", str(tmp_path / "matrix.yml"), "run")
     assert code == 2 and "kernel 6.1 is not in matrix.lock" in err
     assert "run `pipeline lock`" in err
+
+
+def test_images_list_skips_vm_jobs_and_needs_no_docker(capsys) -> None:
+    code, out, err = run(capsys, "--matrix", str(ROOT / "matrix.yml"), "images", "list",
+                         "--kernel", "6.1")
+    assert code == 0, err
+    tags = out.split()
+    assert len(tags) == 2
+    assert tags[0].startswith("kmatrix/kbuild-6.1:") and tags[1].startswith("kmatrix/rust:")
