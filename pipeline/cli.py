@@ -606,12 +606,19 @@ def _xml_text(xml: Any) -> str:
         return Path(tmp.name).read_text()
 
 
+def _buildbot_control() -> Any:
+    """pipeline.buildbot.control, imported only when a Buildbot command runs."""
+    import pipeline.buildbot.control as control
+
+    return control
+
+
 COMMANDS = {
     "validate": cmd_validate, "list": cmd_list, "schema": cmd_schema, "lock": cmd_lock,
     "run": cmd_run, "runs": cmd_runs, "report": cmd_report, "job": cmd_job,
     "images": cmd_images, "convert": cmd_convert, "cache": cmd_cache,
-    "master": lambda a: __import__("pipeline.buildbot.control").buildbot.control.cmd_master(a),
-    "hook": lambda a: __import__("pipeline.buildbot.control").buildbot.control.cmd_hook(a),
+    "master": lambda args: _buildbot_control().cmd_master(args),
+    "hook": lambda args: _buildbot_control().cmd_hook(args),
 }
 
 
