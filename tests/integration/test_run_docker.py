@@ -86,3 +86,14 @@ def test_docker_unreachable_is_exit_2_with_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Docker is not reachable" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_compiler_warning_fails_the_module_build(project_copy: Path) -> None:
+    source = project_copy / "kernel" / "vexfs_main.c"
+    source.write_text(source.read_text()
+                      + "\nint vexfs_unused_warning(void);\n"
+                        "int vexfs_unused_warning(void) { int x; return 0; }\n")
+    proc = run_cli("run", "--kernel", "6.1", "--job", "kmod-build", cwd=project_copy)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    case = _cases(project_copy / "reports" / "latest" / "junit.xml")["kmod-build/6.1::build"]
+    assert "unused variable" in case.result[0].message
