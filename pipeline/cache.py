@@ -47,6 +47,28 @@ from pipeline.lock import LockedKernel
 from pipeline.paths import cache_dir
 
 CACHE_FORMAT = "1"  # bump to invalidate every stored result
+# The code that decides what a job does and how its output becomes results: a change to
+# any of these files invalidates stored results (an upgrade cannot reuse stale verdicts).
+BEHAVIOUR_FILES = ("runner.py", "executor.py", "vm.py", "kernels.py", "masking.py",
+                   "results/build_log.py", "results/libtest.py", "results/ktap.py",
+                   "results/text.py", "templates/vm-init.j2")
+
+
+def tool_digest() -> str:
+    """Hash of the pipeline code that shapes job results (see BEHAVIOUR_FILES)."""
+    global _TOOL_DIGEST
+    if _TOOL_DIGEST is None:
+        digest = hashlib.sha256()
+        package = Path(__file__).resolve().parent
+        for name in BEHAVIOUR_FILES:
+            path = package / name
+            digest.update(name.encode() + b"\0")
+            digest.update(path.read_bytes() if path.is_file() else b"(missing)")
+        _TOOL_DIGEST = digest.hexdigest()[:16]
+    return _TOOL_DIGEST
+
+
+_TOOL_DIGEST: str | None = None
 DEFAULT_LIMIT_MB = 2048
 LOW_WATER = 0.9  # pruning goes down to this fraction of the bound
 STALE_TMP_SECONDS = 3600
@@ -214,7 +236,8 @@ class KeyComputer:
         spec = job.spec
         kernel = self.kernels.get(job.kernel) if job.kernel else None
         return {
-            "format": CACHE_FORMAT, "tool": __version__, "job": job.id, "axes": job.axes(),
+            "format": CACHE_FORMAT, "tool": __version__, "code": tool_digest(),
+            "job": job.id, "axes": job.axes(),
             "env": job.job_env(), "timeout": job.timeout, "limits": asdict(spec.limits),
             "steps": [asdict(s) for s in spec.steps] if spec.vm is None else [],
             "vm": asdict(spec.vm) if spec.vm is not None else None,

@@ -342,3 +342,14 @@ def test_cached_job_is_restored_without_images_or_containers(project_copy: Path,
     assert (directory / "reproduce.sh").read_text() == (
         f"docker run -v {project_copy}:/src:ro -v {run_dir}/x/artifacts:/needs/x:ro img\n")
     assert warnings == []
+
+
+def test_a_change_to_the_result_shaping_code_invalidates_every_key(project_copy: Path,
+                                                                    monkeypatch) -> None:
+    import pipeline.cache as cache
+
+    before = all_keys(project_copy)
+    assert len(cache.tool_digest()) == 16 and cache.tool_digest() == cache.tool_digest()
+    monkeypatch.setattr(cache, "_TOOL_DIGEST", "0" * 16)  # as if runner.py had changed
+    after = all_keys(project_copy)
+    assert all(before[j] != after[j] for j in before if before[j] is not None)
