@@ -28,7 +28,7 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
   exit 2
 fi
 mkdir -p .stamps
-stamp=".stamps/venv-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
+stamp=".stamps/venv-$(cat pyproject.toml requirements.lock scripts/setup.sh | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ] || [ ! -x .venv/bin/pipeline ]; then
   if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c '' 2>/dev/null; then
     echo "setup: creating .venv"
@@ -37,7 +37,9 @@ if [ ! -f "$stamp" ] || [ ! -x .venv/bin/pipeline ]; then
     .venv/bin/pip install -q --upgrade pip
   fi
   echo "setup: installing Python dependencies from pyproject.toml into .venv"
-  if ! .venv/bin/pip install -q -e '.[test,buildbot]' >.stamps/pip.log 2>&1; then
+  # requirements.lock pins the exact set the tests passed with (pyproject.toml holds ranges)
+  if ! .venv/bin/pip install -q -c requirements.lock -e '.[test,buildbot]' \
+      >.stamps/pip.log 2>&1; then
     cat .stamps/pip.log >&2; echo "setup: pip install failed (log above)" >&2; exit 2
   fi
   rm -f .stamps/venv-*
