@@ -20,7 +20,7 @@ def _row_key(job: Job) -> str:
         return f"kernel {axes['kernel']}"
     if "features" in axes:
         return f"features {axes['features']}"
-    return "-"
+    return "other jobs"
 
 
 class Progress:
