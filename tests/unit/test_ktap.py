@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import junitparser
@@ -11,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.results.ktap import parse_ktap
+from tests.unit.mutations import KINDS, mutate, roundtrip
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ktap"
 P, F, S, E = "passed", "failure", "skipped", "error"
@@ -269,38 +269,9 @@ def test_degenerate_input_is_error(text: str) -> None:
     assert isinstance(case.result[0], junitparser.Error)
 
 
-def _roundtrip(suite: junitparser.TestSuite, path: Path) -> None:
-    xml = junitparser.JUnitXml()
-    xml.add_testsuite(suite)
-    xml.write(str(path))
-    reread = junitparser.JUnitXml.fromfile(str(path))
-    assert sum(s.tests for s in reread) == suite.tests
-    names = [case.name for case in suite]
-    assert len(names) == len(set(names))
-
 
 ALL_FIXTURES = [_load(name) for name in sorted(EXPECTED)]
 
-
-def _mutate(text: str, seed: int, kind: int, garbage: str) -> str:
-    rng = random.Random(seed)
-    lines = text.splitlines()
-    if kind == 0 and lines:
-        return "\n".join(lines[: rng.randrange(len(lines) + 1)])
-    if kind == 1:
-        rng.shuffle(lines)
-        return "\n".join(lines)
-    if kind == 2 and lines:
-        lines.insert(rng.randrange(len(lines) + 1), garbage)
-        return "\n".join(lines)
-    if kind == 3 and lines:
-        i = rng.randrange(len(lines))
-        lines[i] = " " * rng.randrange(9) + lines[i].lstrip()
-        return "\n".join(lines)
-    if kind == 4:
-        cut = rng.randrange(len(text) + 1)
-        return text[:cut] + garbage + text[cut:]
-    return garbage
 
 
 @settings(
@@ -309,11 +280,11 @@ def _mutate(text: str, seed: int, kind: int, garbage: str) -> str:
 @given(
     index=st.integers(0, len(ALL_FIXTURES) - 1),
     seed=st.integers(0, 2**32),
-    kind=st.integers(0, 5),
+    kind=st.integers(0, KINDS - 1),
     garbage=st.text(max_size=200),
 )
 def test_never_raises_and_serializes(
     tmp_path: Path, index: int, seed: int, kind: int, garbage: str
 ) -> None:
-    text = _mutate(ALL_FIXTURES[index], seed, kind, garbage)
-    _roundtrip(parse_ktap(text, suite_name=garbage[:20] or "s"), tmp_path / "out.xml")
+    text = mutate(ALL_FIXTURES[index], seed, kind, garbage)
+    roundtrip(parse_ktap(text, suite_name=garbage[:20] or "s"), tmp_path / "out.xml")
