@@ -624,6 +624,10 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: exit 0 all passed, 1 a job failed, 2 bad input or environment."""
+    raw = sys.argv[1:] if argv is None else argv
+    if any("\0" in arg for arg in raw):  # only in-process callers can pass one
+        print("pipeline: error: an argument contains a NUL byte", file=sys.stderr)
+        return EXIT_USAGE
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -10,6 +10,7 @@ from typing import Any
 from pipeline.errors import Diagnostic, InputError
 from pipeline.features import FeatureSet, build_feature_sets
 from pipeline.lock import KernelSource
+from pipeline.recipes import apply_kinds
 from pipeline.schema import MATRIX_SCHEMA, did_you_mean, validate
 from pipeline.yamlmarks import (
     Mark,
@@ -310,6 +311,7 @@ def _check_needs(jobs: dict[str, JobSpec], diags: list[Diagnostic]) -> None:
 
 def build_matrix(data: Any, path: Path) -> Matrix:
     """Validate loaded YAML and build the model; all problems are reported together."""
+    data = apply_kinds(data)
     diags = validate(data, MATRIX_SCHEMA, root_mark=Mark(str(path), 1, 1))
     if diags:
         raise InputError(diagnostics=diags)

@@ -149,10 +149,19 @@ VM = {
     },
     "additionalProperties": False,
 }
+def _kinds() -> list[str]:
+    from pipeline.recipes import recipe_names
+
+    return recipe_names()
+
+
 JOB = {
     "type": "object",
     "description": "A job: expanded into one cell per combination of the axes in `over`.",
     "properties": {
+        "kind": {"type": "string", "enum": _kinds(),
+                 "description": "a built-in recipe (pipeline/recipes/<kind>.yml) whose keys "
+                                "the job's own keys override; env is merged"},
         "over": {"type": ["array", "object"],
                  "items": {"type": "string", "enum": ["kernel", "features"]},
                  "properties": {"kernel": STRING_OR_STRINGS, "features": STRING_OR_STRINGS},
