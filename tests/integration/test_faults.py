@@ -70,6 +70,22 @@ def _no_traceback(proc: subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in text and "internal error" not in text, text
 
 
+def _run_one_failing_job(
+    project: Path,
+) -> tuple[subprocess.CompletedProcess[str], dict, dict, Path, float]:
+    """Run a one-job matrix that must fail: (process, summary, its result, latest, seconds)."""
+    t0 = time.monotonic()
+    proc = run_cli("run", cwd=project, env=NO_CACHE, timeout=600)
+    took = time.monotonic() - t0
+    _no_traceback(proc)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    latest = project / "reports" / "latest"
+    summary = _summary(latest)
+    (result,) = summary["results"]
+    assert result["status"] == "failed"
+    return proc, summary, result, latest, took
+
+
 def _qemu_with_label(text: str) -> list[str]:
     """QEMU processes whose command line contains `text` (the run's -name label)."""
     found = []
@@ -107,15 +123,7 @@ def test_job_timeout_kills_and_removes_the_container(project_copy: Path) -> None
     timeout: 8
     run: echo started-hang; sleep 600
 """)
-    t0 = time.monotonic()
-    proc = run_cli("run", cwd=project_copy, env=NO_CACHE, timeout=600)
-    took = time.monotonic() - t0
-    _no_traceback(proc)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    latest = project_copy / "reports" / "latest"
-    summary = _summary(latest)
-    (result,) = summary["results"]
-    assert result["status"] == "failed"
+    proc, summary, result, latest, took = _run_one_failing_job(project_copy)
     assert "timed out after 8 s; container killed and removed (job timeout 8 s)" \
         in result["message"]
     problem = _problem(_cases(latest / "junit.xml")["hang/6.1::run"])
@@ -137,13 +145,7 @@ def test_memory_limit_is_an_out_of_memory_failure(project_copy: Path) -> None:
       x=$(head -c 400m /dev/zero | tr '\\0' a)
       echo "survived ${#x}"
 """)
-    proc = run_cli("run", cwd=project_copy, env=NO_CACHE, timeout=600)
-    _no_traceback(proc)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    latest = project_copy / "reports" / "latest"
-    summary = _summary(latest)
-    (result,) = summary["results"]
-    assert result["status"] == "failed"
+    proc, summary, result, latest, _ = _run_one_failing_job(project_copy)
     assert result["message"] == "killed: out of memory (limit 64m)"
     problem = _problem(_cases(latest / "junit.xml")["hog/6.1::run"])
     assert "out of memory (limit 64m)" in problem.message
@@ -437,15 +439,7 @@ def test_vm_job_that_panics_or_hangs_fails_with_the_reason(
       command: {command}
       boot-timeout: 30
 """)
-    t0 = time.monotonic()
-    proc = run_cli("run", cwd=project_copy, env=NO_CACHE, timeout=600)
-    took = time.monotonic() - t0
-    _no_traceback(proc)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    run_dir = project_copy / "reports" / "latest"
-    summary = _summary(run_dir)
-    (result,) = summary["results"]
-    assert result["status"] == "failed"
+    _, summary, result, run_dir, took = _run_one_failing_job(project_copy)
     if status == "panic":  # the kernel's finding names the failure
         assert result["message"].startswith("kernel panic: ") and reason[14:] in \
             result["message"], result
