@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.expand import expand
-from pipeline.matrix import build_matrix
-from pipeline.yamlmarks import load_yaml_file
+from pipeline.model.expand import expand
+from pipeline.model.matrix import build_matrix
+from pipeline.model.yamlmarks import load_yaml_file
 
 CARGO_FEATURES = ("userspace", "kernel", "serde", "fast-search")
 

@@ -131,15 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _filters(args: argparse.Namespace) -> Any:
-    from pipeline.plan import Filters
+    from pipeline.plan.select import Filters
 
     return Filters(kernels=tuple(args.kernel), features=tuple(args.features),
                    jobs=tuple(args.job))
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, list[Any]]:
-    from pipeline.expand import expand
-    from pipeline.matrix import load_matrix
+    from pipeline.model.expand import expand
+    from pipeline.model.matrix import load_matrix
 
     matrix = load_matrix(find_matrix(explicit=args.matrix))
     jobs = expand(matrix)
@@ -161,14 +161,14 @@ def _changed(args: argparse.Namespace, matrix: Any, jobs: list[Any]
     the option."""
     if not getattr(args, "changed_since", None):
         return None, []
-    from pipeline.changes import affected_jobs, changed_since
+    from pipeline.plan.changes import affected_jobs, changed_since
 
     paths = changed_since(matrix.root, args.changed_since)
     return affected_jobs(jobs, paths), paths
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from pipeline.plan import select
+    from pipeline.plan.select import select
 
     matrix, jobs = _load(args)
     only, _ = _changed(args, matrix, jobs)
@@ -193,14 +193,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(_args: argparse.Namespace) -> int:
-    from pipeline.schema import MATRIX_SCHEMA
+    from pipeline.model.schema import MATRIX_SCHEMA
 
     print(json.dumps(MATRIX_SCHEMA, indent=2))
     return EXIT_OK
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    from pipeline.lock import LOCK_NAME, read_lock, resolve_all, write_lock
+    from pipeline.debian.lock import LOCK_NAME, read_lock, resolve_all, write_lock
 
     matrix, _ = _load(args)
     path = matrix.root / LOCK_NAME
@@ -215,7 +215,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def _image_base(matrix: Any) -> Any:
-    from pipeline.images import ImageBase
+    from pipeline.debian.images import ImageBase
 
     mode = os.environ.get("KMATRIX_IMAGE_BASE", matrix.image_base)
     if mode not in ("mmdebstrap", "registry"):
@@ -225,7 +225,7 @@ def _image_base(matrix: Any) -> Any:
 
 
 def _locked_kernels(matrix: Any, jobs: list[Any]) -> dict[str, Any]:
-    from pipeline.lock import LOCK_NAME, check_lock, read_lock
+    from pipeline.debian.lock import LOCK_NAME, check_lock, read_lock
 
     wanted = {j.kernel for j in jobs if j.kernel}
     sources = [matrix.kernels[k] for k in matrix.kernels if k in wanted]
@@ -233,9 +233,9 @@ def _locked_kernels(matrix: Any, jobs: list[Any]) -> dict[str, Any]:
 
 
 def cmd_images(args: argparse.Namespace) -> int:
-    from pipeline.executor import docker_client
-    from pipeline.images import ImageBuilder, ImageCatalog
-    from pipeline.plan import select
+    from pipeline.debian.images import ImageBuilder, ImageCatalog
+    from pipeline.plan.select import select
+    from pipeline.run.executor import docker_client
 
     matrix, jobs = _load(args)
     selection = select(matrix, jobs, _filters(args))
@@ -265,12 +265,12 @@ def cmd_images(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from pipeline.executor import docker_client
-    from pipeline.plan import select
-    from pipeline.progress import Progress
-    from pipeline.report import new_run_dir, render_summary
-    from pipeline.runner import run_job
-    from pipeline.scheduler import Scheduler, default_parallelism
+    from pipeline.plan.select import select
+    from pipeline.report.progress import Progress
+    from pipeline.report.summary import new_run_dir, render_summary
+    from pipeline.run.executor import docker_client
+    from pipeline.run.runner import run_job
+    from pipeline.run.scheduler import Scheduler, default_parallelism
 
     matrix, jobs = _load(args)
     only, changed = _changed(args, matrix, jobs)
@@ -335,7 +335,7 @@ def _write_run_report(reports: Path, run_dir: Path, run_id: str, matrix_path: Pa
                       baseline: str | None) -> tuple[dict[str, Any], Any, Path]:
     """summary.json, junit.xml, index.html, then reports/latest (last, so it only ever
     points at a complete report). ReportError names what still stands."""
-    from pipeline.report import latest_target, point_latest, write_summary
+    from pipeline.report.summary import latest_target, point_latest, write_summary
 
     try:
         summary = write_summary(run_dir, run_id, matrix_path, jobs, results, started)
@@ -367,10 +367,12 @@ def _with_needs(jobs: list[Any], all_jobs: list[Any]) -> list[Any]:
 def _context(matrix: Any, jobs: list[Any], run_id: str, run_dir: Path, say: Any,
              verbose: bool, needs_dir: Path | None = None, all_jobs: list[Any] | None = None,
              read_cache: bool = True, client: Any = None) -> Any:
-    from pipeline.cache import KeyComputer, ResultCache, docker_image_id
-    from pipeline.executor import ContainerRunner, docker_client
-    from pipeline.images import ImageBuilder, ImageCatalog
-    from pipeline.runner import RunContext
+    from pipeline.debian.images import ImageBuilder, ImageCatalog
+    from pipeline.plan.keys import KeyComputer, docker_image_id
+    from pipeline.run import vm
+    from pipeline.run.executor import ContainerRunner, docker_client
+    from pipeline.run.runner import RunContext
+    from pipeline.run.store import ResultCache
 
     keyed = _with_needs(jobs, all_jobs or jobs)
     kernels = _locked_kernels(matrix, keyed)
@@ -396,7 +398,7 @@ def _context(matrix: Any, jobs: list[Any], run_id: str, run_dir: Path, say: Any,
         return tags[memo]
 
     keys = KeyComputer(keyed, matrix.root, kernels, image_tag, docker_image_id(client),
-                       flavour_caches) if cache.enabled else None
+                       flavour_caches, runtime=vm.runtime_identity) if cache.enabled else None
     return RunContext(
         run_id=run_id, run_dir=run_dir, root=matrix.root,
         images=images, containers=ContainerRunner(client), kernels=kernels,
@@ -409,12 +411,13 @@ def _context(matrix: Any, jobs: list[Any], run_id: str, run_dir: Path, say: Any,
 
 
 def cmd_job(args: argparse.Namespace) -> int:
-    from pipeline.runner import OK_STATUSES, run_job
+    from pipeline.results.status import OK_STATUSES
+    from pipeline.run.runner import run_job
 
     matrix, jobs = _load(args)
     by_id = {j.id: j for j in jobs}
     if args.job_id not in by_id:
-        from pipeline.schema import did_you_mean
+        from pipeline.model.schema import did_you_mean
 
         raise InputError(f"no job {args.job_id!r} in {matrix.path.name}",
                          hint=did_you_mean(args.job_id, list(by_id))
@@ -461,7 +464,7 @@ def cmd_job(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from pipeline.cache import ResultCache
+    from pipeline.run.store import ResultCache
 
     cache = ResultCache()
     removed = None
@@ -494,8 +497,8 @@ def _resolve_run(reports: Path, run: str) -> Path:
 
 def _html_and_regressions(reports: Path, run_dir: Path, matrix_path: Path,
                           baseline: str | None) -> tuple[Any, Path]:
-    from pipeline.html_report import write_html
-    from pipeline.regressions import compare_runs, regressions_for
+    from pipeline.report.html_report import write_html
+    from pipeline.report.regressions import compare_runs, regressions_for
 
     if baseline:
         regressions = compare_runs(run_dir, _resolve_run(reports, baseline))
@@ -543,7 +546,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from pipeline.report import render_summary
+    from pipeline.report.summary import render_summary
 
     reports = _reports_dir(args)
     run_dir = _resolve_run(reports, args.run)

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from pipeline.yamlmarks import Mark
+
+@dataclass(frozen=True)
+class Mark:
+    """A position in a source file, 1-based like editors show it."""
+
+    path: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}"
+
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -1,4 +1,4 @@
-"""Crash- and disk-full-safe file writes: a file is either its old or its new content.
+"""Crash- and disk-full-safe file writes (a file is either its old or its new content), hashing.
 
 Every report file (summary.json, junit.xml, index.html, metadata.json, reproduce.sh) is
 written to a unique temporary file in the same directory, flushed to disk and renamed over
@@ -9,6 +9,7 @@ target as it was; the OSError goes to the caller.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 from collections.abc import Iterator
@@ -47,3 +48,12 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None
     """Write bytes to `path` atomically."""
     with atomic_path(path, mode) as tmp:
         tmp.write_bytes(data)
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -4,4 +4,5 @@
 (`pipeline master start|stop|status`, `pipeline hook install`); `dashboard` is the
 "Matrix" page (buildbot-wsgi-dashboards). Only `config`, `steps` and `dashboard` import
 Buildbot; `selection` and `settings` are plain Python.
+May import: every pipeline subpackage except the CLI (it sits on run/ and report/).
 """

@@ -26,8 +26,8 @@ from zope.interface import implementer
 from pipeline.buildbot import selection
 from pipeline.buildbot.settings import Settings, load_settings
 from pipeline.buildbot.steps import CheckNeeds, JobReport, NeedsKicker, can_start_build
-from pipeline.expand import expand
-from pipeline.matrix import load_matrix
+from pipeline.model.expand import expand
+from pipeline.model.matrix import load_matrix
 
 POLLER_NAME = "kmatrix"
 PUSH_SCHEDULER = "kmatrix-push"

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from pipeline.changes import affected_jobs, file_matches, job_touched
-from pipeline.plan import kernel_matches
+from pipeline.plan.changes import affected_jobs, file_matches, job_touched
+from pipeline.plan.select import kernel_matches
 
 ALL = "all"
 __all__ = ["ALL", "builders_for_files", "builders_for_force", "close", "file_matches",

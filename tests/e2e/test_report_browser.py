@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.html_report import write_html
-from pipeline.regressions import compare_runs
+from pipeline.report.html_report import write_html
+from pipeline.report.regressions import compare_runs
 from tests.e2e.conftest import screenshot
 from tests.unit.test_html_report import XSS, Case, FakeJob, make_run, sample_jobs
 

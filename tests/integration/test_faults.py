@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from junitparser import Error, Failure, JUnitXml
 
-from pipeline import vm
+from pipeline.run import vm
 from tests.conftest import ROOT, docker_available, run_cli
 
 pytestmark = [

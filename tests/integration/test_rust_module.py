@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.executor import ContainerRunner, ContainerSpec, Mount, docker_client
-from pipeline.images import ImageBase, ImageBuilder, ImageCatalog
-from pipeline.lock import KernelSource, LockedKernel, read_lock, resolve_all
+from pipeline.debian.images import ImageBase, ImageBuilder, ImageCatalog
+from pipeline.debian.lock import LockedKernel, read_lock, resolve_all
+from pipeline.model.kernels import KernelSource
 from pipeline.results.ktap import parse_ktap
+from pipeline.run.executor import ContainerRunner, ContainerSpec, Mount, docker_client
 from tests.conftest import ROOT, docker_available, run_cli
 
 pytestmark = [
@@ -116,7 +117,7 @@ def vexctl(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_vm_boots_the_built_kernel_and_vexctl_talks_to_both_modules(
         built: Path, vexctl: Path, tmp_path: Path) -> None:
-    from pipeline.vm import VmSpec, run_vm
+    from pipeline.run.vm import VmSpec, run_vm
 
     spec = VmSpec(
         kernel=built / "bzImage",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import vm
+from pipeline.run import vm
 
 pytestmark = pytest.mark.qemu
 

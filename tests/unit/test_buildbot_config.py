@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.buildbot import selection
-from pipeline.expand import expand
-from pipeline.matrix import load_matrix_text
+from pipeline.model.expand import expand
+from pipeline.model.matrix import load_matrix_text
 
 MATRIX = """\
 version: 1

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cache import KeyComputer, ResultCache, SourceTree
-from pipeline.expand import expand
-from pipeline.images import ImageBase, ImageBuilder, ImageCatalog
-from pipeline.lock import read_lock
-from pipeline.matrix import load_matrix
-from pipeline.runner import CACHED, CACHED_FILES, RunContext, run_job
+from pipeline.debian.images import ImageBase, ImageBuilder, ImageCatalog
+from pipeline.debian.lock import read_lock
+from pipeline.model.expand import expand
+from pipeline.model.matrix import load_matrix
+from pipeline.plan.keys import KeyComputer, SourceTree
+from pipeline.results.status import CACHED
+from pipeline.run.runner import CACHED_FILES, RunContext, run_job
+from pipeline.run.store import ResultCache
 
 VM = {"qemu": "QEMU emulator version 7.2.22", "busybox": "b" * 64, "init": "i" * 64}
 
@@ -346,7 +348,7 @@ def test_cached_job_is_restored_without_images_or_containers(project_copy: Path,
 
 def test_a_change_to_the_result_shaping_code_invalidates_every_key(project_copy: Path,
                                                                     monkeypatch) -> None:
-    import pipeline.cache as cache
+    import pipeline.plan.keys as cache
 
     before = all_keys(project_copy)
     assert len(cache.tool_digest()) == 16 and cache.tool_digest() == cache.tool_digest()

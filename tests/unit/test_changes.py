@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.changes import affected_jobs, changed_since, file_matches
 from pipeline.cli import main
 from pipeline.errors import InputError
-from pipeline.expand import expand
-from pipeline.matrix import load_matrix, load_matrix_text
-from pipeline.plan import Filters, select
+from pipeline.model.expand import expand
+from pipeline.model.matrix import load_matrix, load_matrix_text
+from pipeline.plan.changes import affected_jobs, changed_since, file_matches
+from pipeline.plan.select import Filters, select
 
 ROOT = Path(__file__).resolve().parents[2]
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid",

@@ -22,15 +22,16 @@ from typing import Any
 import pytest
 import requests
 
-from pipeline import vm
+from pipeline.debian.images import ImageBase, ImageBuilder, ImageCatalog, ImageRef
 from pipeline.errors import ImageBuildError, InputError, ReportError
-from pipeline.executor import ContainerRunner, ContainerSpec, Mount, StepOutcome
-from pipeline.expand import expand
 from pipeline.fsutil import atomic_path, atomic_write_text
-from pipeline.images import ImageBase, ImageBuilder, ImageCatalog, ImageRef
-from pipeline.masking import MASK, Masker, is_secret_name, url_password
-from pipeline.matrix import load_matrix_text
-from pipeline.runner import ERROR, FAILED, PASSED, RunContext, run_job
+from pipeline.model.expand import expand
+from pipeline.model.matrix import load_matrix_text
+from pipeline.results.status import ERROR, FAILED, PASSED
+from pipeline.run import vm
+from pipeline.run.executor import ContainerRunner, ContainerSpec, Mount, StepOutcome
+from pipeline.run.masking import MASK, Masker, is_secret_name, url_password
+from pipeline.run.runner import RunContext, run_job
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "tok-0123456789-abcdef"
@@ -70,7 +71,7 @@ def test_proxy_passwords_are_secrets() -> None:
 
 
 def test_reproducer_passes_secrets_by_name(tmp_path: Path) -> None:
-    from pipeline.runner import _docker_reproducer
+    from pipeline.run.runner import _docker_reproducer
 
     masker = Masker()
     masker.add_env({"API_TOKEN": TOKEN})
@@ -167,7 +168,7 @@ def _enospc(*_a: Any, **_k: Any) -> None:
 def test_disk_full_while_writing_job_results_is_the_jobs_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KMATRIX_UNIT_DEPLOY_KEY", DEPLOY)
-    monkeypatch.setattr("pipeline.runner.write_suite", _enospc)
+    monkeypatch.setattr("pipeline.run.runner.write_suite", _enospc)
     ctx, job = _ctx(tmp_path)
     result = run_job(ctx, job)
     assert result.status == ERROR
@@ -191,7 +192,7 @@ class _FullLog:
 def test_disk_full_while_writing_the_log_is_the_jobs_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KMATRIX_UNIT_DEPLOY_KEY", DEPLOY)
-    monkeypatch.setattr("pipeline.runner.open", lambda *_a, **_k: _FullLog(), raising=False)
+    monkeypatch.setattr("pipeline.run.runner.open", lambda *_a, **_k: _FullLog(), raising=False)
     ctx, job = _ctx(tmp_path)
     result = run_job(ctx, job)  # the job's output still reaches the caller's log
     assert result.status == ERROR and "log.txt: No space left on device" in result.message
@@ -234,7 +235,7 @@ def test_truncated_test_output_in_a_job_is_an_error_case(tmp_path: Path, kind: s
 
 
 def _summary_args(tmp_path: Path) -> tuple[Path, list[Any], dict[str, Any]]:
-    from pipeline.runner import JobResult
+    from pipeline.results.status import JobResult
 
     run_dir = tmp_path / "reports" / "r2"
     run_dir.mkdir(parents=True)
@@ -247,7 +248,8 @@ def test_disk_full_while_writing_summary_keeps_the_previous_report(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import UTC, datetime
 
-    from pipeline import cli, report
+    from pipeline import cli
+    from pipeline.report import summary as report
 
     reports = tmp_path / "reports"
     previous = reports / "r1"
@@ -255,7 +257,7 @@ def test_disk_full_while_writing_summary_keeps_the_previous_report(
     (previous / "summary.json").write_text('{"run": "r1"}\n')
     report.point_latest(reports, previous)
     run_dir, jobs, results = _summary_args(tmp_path)
-    monkeypatch.setattr("pipeline.report.atomic_write_text", _enospc)
+    monkeypatch.setattr("pipeline.report.summary.atomic_write_text", _enospc)
     with pytest.raises(ReportError) as raised:
         cli._write_run_report(reports, run_dir, "r2", tmp_path / "m.yml", jobs, results,
                               datetime.now(UTC), None)
@@ -273,8 +275,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from pipeline.errors import ReportError
-from pipeline.report import write_summary
-from pipeline.runner import JobResult
+from pipeline.report.summary import write_summary
+from pipeline.results.status import JobResult
 run_dir = Path(sys.argv[1])
 jobs = [SimpleNamespace(id="j", name="j", axes=dict)]
 try:
@@ -318,7 +320,7 @@ def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path: Path) ->
 
 
 def test_run_ids_never_collide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline import report
+    from pipeline.report import summary as report
 
     ids = iter(["20260101-000000-aaaa", "20260101-000000-aaaa", "20260101-000000-bbbb"])
     monkeypatch.setattr(report, "new_run_id", lambda: next(ids))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import Diagnostic
-from pipeline.features import build_feature_sets, manifest_features
+from pipeline.model.features import build_feature_sets, manifest_features
 
 CARGO = """
 [package]

@@ -13,8 +13,8 @@ import pytest
 from junitparser import Error, Failure, Skipped, TestCase, TestSuite
 
 from pipeline.errors import InputError
-from pipeline.html_report import _version_key, duration, write_html
-from pipeline.regressions import compare_runs
+from pipeline.report.html_report import _version_key, duration, write_html
+from pipeline.report.regressions import compare_runs
 from pipeline.results.merge import merge_files, write_suite
 
 MATRIX = "/src/project/matrix.yml"

@@ -1,4 +1,4 @@
-"""Built-in job kinds (pipeline/recipes/*.yml): merging, overriding, errors."""
+"""Built-in job kinds (pipeline/model/recipes/*.yml): merging, overriding, errors."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import textwrap
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.expand import expand
-from pipeline.matrix import load_matrix_text
-from pipeline.recipes import recipe_names
+from pipeline.model.expand import expand
+from pipeline.model.matrix import load_matrix_text
+from pipeline.model.recipes import recipe_names
 
 HEAD = """\
 kernels: {"6.1": {suite: bookworm}}

@@ -7,9 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.debian.images import (
+    ImageBase,
+    ImageCatalog,
+    image_tag,
+    mmdebstrap_command,
+    rootfs_tag,
+)
+from pipeline.debian.lock import check_lock, read_lock, resolve_kernel, write_lock
 from pipeline.errors import InputError
-from pipeline.images import ImageBase, ImageCatalog, image_tag, mmdebstrap_command, rootfs_tag
-from pipeline.lock import KernelSource, check_lock, read_lock, resolve_kernel, write_lock
+from pipeline.model.kernels import KernelSource
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,9 +7,9 @@ import textwrap
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.expand import expand
-from pipeline.matrix import load_matrix_text
-from pipeline.plan import Filters, select
+from pipeline.model.expand import expand
+from pipeline.model.matrix import load_matrix_text
+from pipeline.plan.select import Filters, select
 
 BASE = """
 kernels:

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import InputError
-from pipeline.expand import expand
-from pipeline.matrix import load_matrix, load_matrix_text
+from pipeline.model.expand import expand
+from pipeline.model.matrix import load_matrix, load_matrix_text
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = (ROOT / "matrix.yml").read_bytes()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.expand import Job, expand, topological_order
-from pipeline.matrix import load_matrix_text
+from pipeline.model.expand import Job, expand, topological_order
+from pipeline.model.matrix import load_matrix_text
 
 BASE = """\
 kernels:
@@ -396,10 +396,10 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "MATRIX.md"
 
 
 def test_reference_tables_are_generated_from_the_schema() -> None:
-    from pipeline.schema import reference_markdown
+    from pipeline.model.schema import reference_markdown
 
     text = DOC.read_text()
-    begin = "<!-- BEGIN GENERATED: pipeline.schema.reference_markdown() -->\n"
+    begin = "<!-- BEGIN GENERATED: pipeline.model.schema.reference_markdown() -->\n"
     block = text[text.index(begin) + len(begin):text.index("<!-- END GENERATED -->")]
     assert block == reference_markdown(), "regenerate the tables (see docs/MATRIX.md)"
 
@@ -407,9 +407,9 @@ def test_reference_tables_are_generated_from_the_schema() -> None:
 def test_schema_defaults_are_the_code_defaults() -> None:
     from dataclasses import fields
 
-    from pipeline.lock import KernelSource
-    from pipeline.matrix import DEFAULT_LIMITS, DEFAULT_TIMEOUT, Step, VmSpecDecl
-    from pipeline.schema import KERNEL, LIMITS, MATRIX_SCHEMA, STEP, VM
+    from pipeline.model.kernels import KernelSource
+    from pipeline.model.matrix import DEFAULT_LIMITS, DEFAULT_TIMEOUT, Step, VmSpecDecl
+    from pipeline.model.schema import KERNEL, LIMITS, MATRIX_SCHEMA, STEP, VM
 
     defaults = MATRIX_SCHEMA["properties"]["defaults"]["properties"]
     assert defaults["timeout"]["default"] == DEFAULT_TIMEOUT

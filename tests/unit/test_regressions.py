@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.regressions import (
+from pipeline.report.regressions import (
     Change,
     TestStatus,
     compare,

@@ -1,4 +1,4 @@
-"""Unit tests for the pure parts of pipeline.vm and pipeline.kvm (no QEMU boot)."""
+"""Unit tests for the pure parts of pipeline.run.vm and pipeline.run.kvm (no QEMU boot)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import kvm, vm
 from pipeline.errors import EnvironmentProblem, InputError
+from pipeline.run import kvm, vm
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,11 +95,11 @@ def test_kernel_cmdline_disables_user_aslr(tmp_path: Path) -> None:
 
 
 def test_init_template_is_package_data() -> None:
-    assert vm.init_template() == vm.INIT_TEMPLATE == ROOT / "pipeline/templates/vm-init.j2"
+    assert vm.init_template() == vm.INIT_TEMPLATE == ROOT / "pipeline/run/templates/vm-init.j2"
     globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
         "package-data"
     ]["pipeline"]
-    assert "templates/*" in globs  # shipped by non-editable installs
+    assert "run/templates/*" in globs  # shipped by non-editable installs
     text = vm.render_init()
     assert "{{" not in text and "KMATRIX-START" in text and "poweroff -f" in text
 

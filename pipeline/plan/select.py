@@ -6,9 +6,9 @@ import fnmatch
 from dataclasses import dataclass, field
 
 from pipeline.errors import InputError
-from pipeline.expand import Job, topological_order
-from pipeline.matrix import Matrix
-from pipeline.schema import did_you_mean
+from pipeline.model.expand import Job, topological_order
+from pipeline.model.matrix import Matrix
+from pipeline.model.schema import did_you_mean
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from pipeline.errors import Diagnostic
-from pipeline.yamlmarks import (
+from pipeline.model.yamlmarks import (
     Mark,
     MarkedDict,
     MarkedList,
@@ -150,7 +150,7 @@ VM = {
     "additionalProperties": False,
 }
 def _kinds() -> list[str]:
-    from pipeline.recipes import recipe_names
+    from pipeline.model.recipes import recipe_names
 
     return recipe_names()
 
@@ -160,7 +160,7 @@ JOB = {
     "description": "A job: expanded into one cell per combination of the axes in `over`.",
     "properties": {
         "kind": {"type": "string", "enum": _kinds(),
-                 "description": "a built-in recipe (pipeline/recipes/<kind>.yml) whose keys "
+                 "description": "a built-in recipe (pipeline/model/recipes/<kind>.yml) whose keys "
                                 "the job's own keys override; env is merged"},
         "over": {"type": ["array", "object"],
                  "items": {"type": "string", "enum": ["kernel", "features"]},

@@ -6,9 +6,9 @@ import itertools
 from dataclasses import dataclass, field
 
 from pipeline.errors import Diagnostic, InputError
-from pipeline.features import FeatureSet
-from pipeline.matrix import AXES, JobSpec, Matrix, env_strings
-from pipeline.yamlmarks import Mark
+from pipeline.model.features import FeatureSet
+from pipeline.model.matrix import AXES, JobSpec, Matrix, env_strings
+from pipeline.model.yamlmarks import Mark
 
 FILTER_KEYS = ("job", *AXES)
 

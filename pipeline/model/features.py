@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import Diagnostic
-from pipeline.schema import did_you_mean
-from pipeline.yamlmarks import Mark, key_mark_of, mark_of
+from pipeline.model.schema import did_you_mean
+from pipeline.model.yamlmarks import Mark, key_mark_of, mark_of
 
 DEFAULT_MANIFESTS = ("userspace/Cargo.toml", "Cargo.toml")
 MAX_GENERATED = 4096  # feature sets one generator may produce (before constraints)

@@ -13,15 +13,10 @@ from typing import Any
 from junitparser import JUnitXml
 
 from pipeline.errors import ReportError
-from pipeline.expand import Job
 from pipeline.fsutil import atomic_write_text
+from pipeline.model.expand import Job
 from pipeline.results.merge import merge_files
-from pipeline.runner import OK_STATUSES, JobResult
-
-STATUS_STYLE = {
-    "passed": "green", "failed": "red", "error": "red", "skipped": "yellow",
-    "cancelled": "yellow", "interrupted": "magenta", "cached": "cyan",
-}
+from pipeline.results.status import OK_STATUSES, STATUS_STYLE, JobResult
 
 
 def new_run_id(now: datetime | None = None) -> str:

@@ -6,12 +6,10 @@ import threading
 import time
 from typing import Any
 
-from pipeline.expand import Job
-from pipeline.runner import JobResult
+from pipeline.model.expand import Job
+from pipeline.results.status import STATUS_STYLE, JobResult
 
-STYLE = {"passed": "green", "failed": "red", "error": "red", "skipped": "yellow",
-         "cancelled": "yellow", "interrupted": "magenta", "cached": "cyan",
-         "running": "bold blue", "queued": "dim"}
+STYLE = {**STATUS_STYLE, "running": "bold blue", "queued": "dim"}
 
 
 def _row_key(job: Job) -> str:

@@ -13,10 +13,7 @@ upstream version (the kernel is configured with an empty LOCALVERSION).
 from __future__ import annotations
 
 import gzip
-import hashlib
-import json
 import lzma
-import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -28,40 +25,10 @@ import yaml
 from debian.debian_support import Version
 
 from pipeline.errors import EnvironmentProblem, InputError
+from pipeline.model.kernels import KernelSource
 
 LOCK_NAME = "matrix.lock"
 ARCH = "amd64"
-
-
-@dataclass(frozen=True)
-class KernelSource:
-    """Where a declared kernel comes from (the part of matrix.yml the lock depends on)."""
-
-    version: str
-    suite: str
-    sources: tuple[str, ...]
-    mirror: str = "http://deb.debian.org/debian"
-    components: tuple[str, ...] = ("main",)
-    keyring: str = ""
-    abi: str = r"{version}(?:\.[0-9]+)*(?:-[0-9]+|\+deb[0-9]+)-amd64"
-    headers: str = "linux-headers-{abi}"
-    image: str = "linux-image-{abi}-unsigned|linux-binary-{abi}|linux-image-{abi}"  # first wins
-    source: str = ""  # a linux-source package: the kernel is built from it, not installed
-
-    def declaration_hash(self) -> str:
-        """Hash of the declaration; a lock entry is stale when it differs."""
-        data = asdict(self)
-        if not self.source:  # kernels without `source` hash as they did before it existed
-            del data["source"]
-        blob = json.dumps(data, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
-
-    def headers_regex(self) -> re.Pattern[str]:
-        """Regex matching header package names, capturing the ABI."""
-        abi = self.abi.replace("{version}", re.escape(self.version))
-        abi_group = f"(?P<abi>{abi})"
-        parts = self.headers.split("{abi}")
-        return re.compile("^" + abi_group.join(re.escape(p) for p in parts) + "$")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ whose key has a stored passed result gets that result's files instead ("cached")
 container or VM is started; a passed job's files are stored under its key.
 
 Failures of the machine are the job's, never the run's: a file that cannot be written
-(disk full) makes the job an "error" with the reason, and secret values (pipeline.masking)
+(disk full) makes the job an "error" with the reason, and secret values (pipeline.run.masking)
 are masked in everything written or shown.
 """
 
@@ -31,9 +31,25 @@ from typing import Any
 
 from junitparser import Error, Failure, TestCase, TestSuite
 
-from pipeline.cache import KeyComputer, ResultCache
+from pipeline.debian.images import ImageBuilder, ImageRef
+from pipeline.debian.lock import LockedKernel
 from pipeline.errors import InputError, PipelineError
-from pipeline.executor import (
+from pipeline.fsutil import atomic_write_text
+from pipeline.model.expand import Job
+from pipeline.model.matrix import Step
+from pipeline.paths import cache_dir
+from pipeline.plan.keys import KeyComputer
+from pipeline.results.build_log import step_case
+from pipeline.results.merge import suite_counts, write_suite
+from pipeline.results.status import (
+    CACHED,
+    ERROR,
+    FAILED,
+    INTERRUPTED,
+    PASSED,
+    JobResult,
+)
+from pipeline.run.executor import (
     JOB_LABEL,
     RUN_LABEL,
     STEP_LABEL,
@@ -45,42 +61,11 @@ from pipeline.executor import (
     prepare_writable,
     reclaim,
 )
-from pipeline.expand import Job
-from pipeline.fsutil import atomic_write_text
-from pipeline.images import ImageBuilder, ImageRef
-from pipeline.lock import LockedKernel
-from pipeline.masking import Masker
-from pipeline.matrix import Step
-from pipeline.paths import cache_dir
-from pipeline.results.build_log import step_case
-from pipeline.results.merge import suite_counts, write_suite
+from pipeline.run.masking import Masker
+from pipeline.run.store import ResultCache
 
-PASSED, FAILED, ERROR, SKIPPED, CANCELLED, INTERRUPTED, CACHED = (
-    "passed", "failed", "error", "skipped", "cancelled", "interrupted", "cached",
-)
-OK_STATUSES = (PASSED, CACHED)  # what dependents and the run's status count as success
 CACHED_FILES = ("junit.xml", "log.txt", "metadata.json", "reproduce.sh", "artifacts")
 SRC, OUT, WORK, NEEDS = "/src", "/out", "/work", "/needs"
-
-
-@dataclass
-class JobResult:
-    """The outcome of one job, as summary.json and the terminal show it."""
-
-    id: str
-    status: str
-    seconds: float = 0.0
-    message: str = ""
-    tests: int = 0
-    failures: int = 0
-    errors: int = 0
-    skipped: int = 0
-    failing: list[dict[str, str]] = field(default_factory=list)
-    image: str | None = None
-    directory: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -492,9 +477,9 @@ def _vm_path(value: str, env: dict[str, str], needs: list[str]) -> Path:
 
 
 def _run_vm(frame: _Frame) -> None:
-    from pipeline.kernels import kernel_image
+    from pipeline.debian.kernels import kernel_image
     from pipeline.results.ktap import parse_ktap
-    from pipeline.vm import VmSpec, qemu_command, run_vm, scan_console
+    from pipeline.run.vm import VmSpec, qemu_command, run_vm, scan_console
 
     ctx, job, decl = frame.ctx, frame.job, frame.job.spec.vm
     assert decl is not None

@@ -10,13 +10,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pipeline.yamlmarks import MarkedDict, load_yaml_file, merged, without
+from pipeline.model.yamlmarks import MarkedDict, load_yaml_file, merged, without
 
 RECIPES = Path(__file__).resolve().parent
 
 
 def recipe_names() -> list[str]:
-    """The kinds that exist (one YAML file each in pipeline/recipes/)."""
+    """The kinds that exist (one YAML file each in pipeline/model/recipes/)."""
     return sorted(p.stem for p in RECIPES.glob("*.yml"))
 
 

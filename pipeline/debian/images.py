@@ -28,8 +28,8 @@ from typing import Any
 import jinja2
 import yaml
 
+from pipeline.debian.lock import LockedKernel
 from pipeline.errors import EnvironmentProblem, ImageBuildError, InputError
-from pipeline.lock import LockedKernel
 from pipeline.paths import cache_dir
 
 IMAGE_FORMAT_VERSION = "1"  # bump to force every image to rebuild

@@ -20,7 +20,7 @@ from junitparser import JUnitXml, TestSuite
 
 from pipeline.errors import InputError, ReportError
 from pipeline.fsutil import atomic_write_text
-from pipeline.regressions import Regressions
+from pipeline.report.regressions import Regressions
 
 TEMPLATES = Path(__file__).parent / "templates"
 TEMPLATE = "report.html.j2"

@@ -43,8 +43,9 @@ from typing import BinaryIO
 
 import jinja2
 
-from pipeline.errors import EnvironmentProblem, InputError
-from pipeline.kvm import KVM_CPU, MACHINE, QEMU, mark_kvm_broken, select_accel, stop_process
+from pipeline.errors import EnvironmentProblem, InputError, PipelineError
+from pipeline.fsutil import file_sha256
+from pipeline.run.kvm import KVM_CPU, MACHINE, QEMU, mark_kvm_broken, select_accel, stop_process
 
 START_MARKER = "KMATRIX-START"
 EXIT_MARKER = "KMATRIX-EXIT: "
@@ -52,9 +53,9 @@ MODULES_DIR = "lib/modules-test"
 COMMAND_PATH = "kmatrix/command.sh"
 # The /init template is package data (pyproject: package-data "templates/*"), so a
 # non-editable install has it next to this module; a checkout that predates the move has it
-# under images/vm/ (fallback only, see init_template()). pipeline.cache hashes INIT_TEMPLATE.
+# under images/vm/ (fallback only, see init_template()). pipeline.plan.keys hashes it.
 INIT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "vm-init.j2"
-LEGACY_INIT_TEMPLATE = Path(__file__).resolve().parent.parent / "images" / "vm" / "init.j2"
+LEGACY_INIT_TEMPLATE = Path(__file__).resolve().parents[2] / "images" / "vm" / "init.j2"
 CONSOLE_LOGLEVEL = 8
 KVM_BOOT_TIMEOUT = 20.0  # s; a KVM boot that has not reached the init by then is broken
 # panic=-1 + QEMU -no-reboot: a panic ends QEMU at once. Oopses stay non-fatal (no
@@ -638,3 +639,28 @@ def scan_console(console: str) -> list[Finding]:
         findings.append(Finding(kind, i + 1, excerpt))
         covered_until, covering = i + EXCERPT_AFTER - 1, kind
     return findings
+
+
+def _run_version(cmd: list[str]) -> str:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "missing"
+    return (proc.stdout.strip().splitlines() or ["unknown"])[0]
+
+
+def runtime_identity() -> dict[str, str]:
+    """What a VM job runs on besides its kernel: QEMU, busybox, the init template and the
+    fixed kernel command line."""
+    def digest(path: Path) -> str:
+        try:
+            return file_sha256(path)
+        except OSError:
+            return "missing"
+
+    try:
+        init = digest(init_template())
+    except PipelineError:
+        init = "missing"
+    return {"qemu": _run_version([QEMU, "--version"]), "machine": MACHINE,
+            "busybox": digest(Path("/bin/busybox")), "init": init, "append": BASE_APPEND}

@@ -15,8 +15,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from pipeline.debian.lock import LockedKernel
 from pipeline.errors import EnvironmentProblem
-from pipeline.lock import LockedKernel
 from pipeline.paths import cache_dir
 
 VMLINUZ_PATTERNS = ("./boot/vmlinuz-*", "./usr/lib/modules/*/vmlinuz", "./lib/modules/*/vmlinuz")

@@ -7,8 +7,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from pipeline.expand import Job
-from pipeline.runner import CANCELLED, INTERRUPTED, OK_STATUSES, SKIPPED, JobResult
+from pipeline.model.expand import Job
+from pipeline.results.status import CANCELLED, INTERRUPTED, OK_STATUSES, SKIPPED, JobResult
 
 RunOne = Callable[[Job], JobResult]
 

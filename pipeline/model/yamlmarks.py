@@ -9,7 +9,6 @@ and anchors/aliases may add at most `MAX_ALIAS_NODES` values (no "billion laughs
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, Mark
 
 MAX_DEPTH = 64  # nesting levels; a real matrix.yml needs about 7
 MAX_ALIAS_NODES = 100_000  # values that aliases may add to the document when expanded
@@ -29,18 +28,6 @@ try:  # libyaml's scanner/parser (C) under our Python composer: same marks, much
     _C_PARSER = True
 except ImportError:  # pragma: no cover - PyYAML without libyaml
     _C_PARSER = False
-
-
-@dataclass(frozen=True)
-class Mark:
-    """A position in a source file, 1-based like editors show it."""
-
-    path: str
-    line: int
-    col: int
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}"
 
 
 class MarkedDict(dict):

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import Diagnostic, InputError
-from pipeline.features import FeatureSet, build_feature_sets
-from pipeline.lock import KernelSource
-from pipeline.recipes import apply_kinds
-from pipeline.schema import MATRIX_SCHEMA, did_you_mean, validate
-from pipeline.yamlmarks import (
+from pipeline.model.features import FeatureSet, build_feature_sets
+from pipeline.model.kernels import KernelSource
+from pipeline.model.recipes import apply_kinds
+from pipeline.model.schema import MATRIX_SCHEMA, did_you_mean, validate
+from pipeline.model.yamlmarks import (
     Mark,
     MarkedDict,
     key_mark_of,
