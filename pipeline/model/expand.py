@@ -141,7 +141,32 @@ def expand(matrix: Matrix) -> list[Job]:
             cells.append(_Cell(cell))
     kept, removed_by = _exclude(matrix, cells)
     _include(matrix, kept, diags)
+    ids, chosen = _assign_ids(matrix, kept, diags)
+    _check_every_job_has_cells(matrix, chosen, removed_by, diags)
+    if not diags:
+        needs = _resolve(matrix, chosen, ids, diags)
+    if diags:
+        raise InputError(diagnostics=diags + matrix.warnings)
+    jobs = []
+    for job_id, cell, job_needs in zip(ids, chosen, needs, strict=True):
+        spec = matrix.jobs[cell.values["job"]]
+        features = cell.values.get("features")
+        jobs.append(Job(
+            id=job_id, spec=spec, kernel=cell.values.get("kernel"),
+            features=matrix.features[features] if features is not None else None,
+            needs=job_needs, env=cell.env,
+            timeout=cell.timeout if cell.timeout is not None else spec.timeout,
+        ))
+    try:
+        topological_order(jobs)  # raises on cycles
+    except InputError as exc:
+        raise InputError(diagnostics=exc.diagnostics + matrix.warnings) from None
+    return jobs
 
+
+def _assign_ids(matrix: Matrix, kept: list[_Cell],
+                diags: list[Diagnostic]) -> tuple[list[str], list[_Cell]]:
+    """Each kept cell's job id; a second cell with the same id is an error (and dropped)."""
     ids: list[str] = []
     chosen: list[_Cell] = []
     seen: dict[str, _Cell] = {}
@@ -166,6 +191,13 @@ def expand(matrix: Matrix) -> list[Job]:
         seen[job_id] = cell
         ids.append(job_id)
         chosen.append(cell)
+    return ids, chosen
+
+
+def _check_every_job_has_cells(matrix: Matrix, chosen: list[_Cell],
+                               removed_by: dict[str, list[int]],
+                               diags: list[Diagnostic]) -> None:
+    """A declared job that expands to no cell is an error naming what removed them."""
     named = {c.values["job"] for c in chosen}
     for spec in matrix.jobs.values():
         if spec.name not in named:
@@ -173,25 +205,6 @@ def expand(matrix: Matrix) -> list[Job]:
             hint = (f"exclude[{', '.join(str(i) for i in dict.fromkeys(by))}] removed all of "
                     "its cells" if by else "check `over` and the axis values")
             diags.append(Diagnostic(f"job {spec.name!r} expands to no cells", spec.mark, hint))
-    if not diags:
-        needs = _resolve(matrix, chosen, ids, diags)
-    if diags:
-        raise InputError(diagnostics=diags + matrix.warnings)
-    jobs = []
-    for job_id, cell, job_needs in zip(ids, chosen, needs, strict=True):
-        spec = matrix.jobs[cell.values["job"]]
-        features = cell.values.get("features")
-        jobs.append(Job(
-            id=job_id, spec=spec, kernel=cell.values.get("kernel"),
-            features=matrix.features[features] if features is not None else None,
-            needs=job_needs, env=cell.env,
-            timeout=cell.timeout if cell.timeout is not None else spec.timeout,
-        ))
-    try:
-        topological_order(jobs)  # raises on cycles
-    except InputError as exc:
-        raise InputError(diagnostics=exc.diagnostics + matrix.warnings) from None
-    return jobs
 
 
 def _resolve(matrix: Matrix, cells: list[_Cell], ids: list[str],

@@ -228,13 +228,10 @@ def build_feature_sets(data: dict[str, Any] | None, root: Path,
     return sets
 
 
-def _generate(name: str, raw: dict[str, Any], mark: Mark | None, listed: list[str],
-              manifest: Path | None, known: list[str] | None, diags: list[Diagnostic],
-              add: Any) -> None:
-    where = f"features.{name}"
-    generate = raw["generate"]
-    errors = len([d for d in diags if d.severity == "error"])
-    if "depth" in raw and generate != "powerset":
+def _check_generator_keys(where: str, raw: dict[str, Any], listed: list[str],
+                          diags: list[Diagnostic]) -> None:
+    """Keys that make no sense for this generator."""
+    if "depth" in raw and raw["generate"] != "powerset":
         diags.append(Diagnostic(f"{where}: 'depth' only applies to `generate: powerset`",
                                 key_mark_of(raw, "depth"), "remove it"))
     if raw.get("all-features"):
@@ -244,14 +241,29 @@ def _generate(name: str, raw: dict[str, Any], mark: Mark | None, listed: list[st
         diags.append(Diagnostic(f"{where}.features is empty", mark_of(raw, "features"),
                                 "list the candidate features, or remove `features:` to use "
                                 "all of the manifest's"))
-    always = _unique(_items(raw, "always"), where, diags)
-    exclude = _unique(_items(raw, "exclude"), where, diags)
+
+
+def _generator_names(raw: dict[str, Any]) -> list[tuple[str, Mark | None]]:
+    """Every feature a generator names, with its mark (to check against the manifest)."""
     named = _items(raw, "features") + _items(raw, "always") + _items(raw, "exclude")
     named += _group_items(raw, "mutually-exclusive") + _group_items(raw, "at-least-one-of")
     requires = raw.get("requires") or {}
     named += [(str(k), key_mark_of(requires, k)) for k in requires]
     named += [(str(f), mark_of(v, i)) for v in requires.values() for i, f in enumerate(v)]
-    _check_names(named, known, where, manifest, diags)
+    return named
+
+
+def _generate(name: str, raw: dict[str, Any], mark: Mark | None, listed: list[str],
+              manifest: Path | None, known: list[str] | None, diags: list[Diagnostic],
+              add: Any) -> None:
+    """Check a generator's keys and add the feature sets it makes (unless it has errors)."""
+    where = f"features.{name}"
+    generate = raw["generate"]
+    errors = len([d for d in diags if d.severity == "error"])
+    _check_generator_keys(where, raw, listed, diags)
+    always = _unique(_items(raw, "always"), where, diags)
+    exclude = _unique(_items(raw, "exclude"), where, diags)
+    _check_names(_generator_names(raw), known, where, manifest, diags)
     for feature, item_mark in _items(raw, "always"):
         if feature in exclude:
             diags.append(Diagnostic(f"{where}: feature {feature!r} is both in `always` and "

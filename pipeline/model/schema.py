@@ -1,5 +1,6 @@
 """The matrix.yml schema (as JSON Schema, also printed by `pipeline schema`) and a
-validator for the subset of JSON Schema it uses, with located, actionable messages."""
+validator for the subset of JSON Schema it uses, with located, actionable messages.
+The key reference tables of docs/MATRIX.md are generated from it by pipeline.model.reference."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ from typing import Any
 from pipeline.errors import Diagnostic
 from pipeline.model.yamlmarks import (
     Mark,
-    MarkedDict,
-    MarkedList,
     describe,
     key_mark_of,
     mark_of,
@@ -149,7 +148,10 @@ VM = {
     },
     "additionalProperties": False,
 }
+
+
 def _kinds() -> list[str]:
+    """The built-in job kinds: the values `kind:` allows."""
     from pipeline.model.recipes import recipe_names
 
     return recipe_names()
@@ -420,87 +422,3 @@ def _key_problem(mapping: Any, key: Any, names: dict[str, Any], path: str) -> Di
                           key_mark_of(mapping, key),
                           "use " + names.get("description", f"a match of {names['pattern']!r}"))
     return None
-
-
-def marked(value: Any) -> bool:
-    """Whether a value came from the marked loader."""
-    return isinstance(value, MarkedDict | MarkedList)
-
-
-# -- the reference tables of docs/MATRIX.md, generated from the schema -------------------
-
-REFERENCE_SECTIONS = (
-    ("Top level", MATRIX_SCHEMA),
-    ("`defaults`", MATRIX_SCHEMA["properties"]["defaults"]),
-    ("`defaults.limits`, `jobs.<name>.limits`", LIMITS),
-    ("`kernels.<version>`", KERNEL),
-    ("`features.<name>`", FEATURE_SET),
-    ("`jobs.<name>`", JOB),
-    ("`jobs.<name>.steps[]`", STEP),
-    ("`jobs.<name>.vm`", VM),
-    ("`include[]`", INCLUDE),
-    ("`exclude[]`", CELL_FILTER),
-)
-
-
-def _type_words(schema: dict[str, Any]) -> str:
-    names = schema.get("type", [])
-    names = names if isinstance(names, list) else [names]
-    words = []
-    for name in names:
-        if name == "array":
-            item = schema.get("items", {})
-            inner = _type_words(item) if item else "values"
-            words.append("list of " + (inner if inner.endswith("s") else inner + "s")
-                         if item.get("type") != "array" else "list of lists of strings")
-        elif name == "object":
-            words.append("mapping")
-        else:
-            words.append(name)
-    return " or ".join(words)
-
-
-BAR = "\\|"  # a | inside a table cell
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _fact(value: Any) -> str:
-    import json
-
-    return f"`{value}`" if isinstance(value, str) and value else f"`{json.dumps(value)}`"
-
-
-def reference_markdown() -> str:
-    """Markdown tables of every key: type, default, constraints, description."""
-    out = []
-    for title, schema in REFERENCE_SECTIONS:
-        out += [f"#### {title}", ""]
-        if schema.get("description"):
-            out += [_cell(schema["description"]), ""]
-        out += ["| key | type | default | constraints | meaning |",
-                "|---|---|---|---|---|"]
-        required = set(schema.get("required", []))
-        for key, prop in schema["properties"].items():
-            rules = []
-            if key in required:
-                rules.append("required")
-            if "enum" in prop:
-                rules.append("one of " + ", ".join(_fact(v) for v in prop["enum"]))
-            if "pattern" in prop:
-                rules.append(f"matches {_fact(prop['pattern'])}")
-            if "minimum" in prop:
-                rules.append(f"≥ {prop['minimum']}")
-            if "maximum" in prop:
-                rules.append(f"≤ {prop['maximum']}")
-            if prop.get("minItems") or prop.get("minProperties"):
-                rules.append("not empty")
-            if prop.get("propertyNames"):
-                rules.append("names: " + prop["propertyNames"]["description"])
-            default = _fact(prop["default"]) if "default" in prop else ""
-            out.append(f"| `{key}` | {_type_words(prop)} | {default.replace('|', BAR)} | "
-                       f"{_cell('; '.join(rules))} | {_cell(prop.get('description', ''))} |")
-        out.append("")
-    return "\n".join(out).rstrip() + "\n"

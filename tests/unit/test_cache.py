@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from dataclasses import replace
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import pipeline.model.recipes as recipe_module
 from pipeline.debian.images import ImageBase, ImageBuilder, ImageCatalog
 from pipeline.debian.lock import read_lock
 from pipeline.model.expand import expand
@@ -79,12 +81,21 @@ def test_new_file_under_an_input_glob_counts(project_copy: Path) -> None:
     assert before["kmod-build/6.1"] == after["kmod-build/6.1"]
 
 
-def test_step_change_invalidates(project_copy: Path) -> None:
+def test_step_change_invalidates(project_copy: Path, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped kmod-build job's step comes from its recipe (kind: kmod-build)."""
     before = all_keys(project_copy)
-    matrix = project_copy / "matrix.yml"
-    matrix.write_text(matrix.read_text().replace(
-        'make -C "$WORK/kernel" KDIR="$KDIR"', 'make -C "$WORK/kernel" KDIR="$KDIR" V=1'))
-    after = all_keys(project_copy)
+    recipes = tmp_path / "recipes"
+    shutil.copytree(recipe_module.RECIPES, recipes)
+    recipe = recipes / "kmod-build.yml"
+    recipe.write_text(recipe.read_text().replace(
+        'make -C "$WORK/module" KDIR="$KDIR"', 'make -C "$WORK/module" KDIR="$KDIR" V=1'))
+    monkeypatch.setattr(recipe_module, "RECIPES", recipes)
+    recipe_module.load_recipe.cache_clear()
+    try:
+        after = all_keys(project_copy)
+    finally:
+        recipe_module.load_recipe.cache_clear()
     assert before["kmod-build/6.1"] != after["kmod-build/6.1"]
     assert before["vm-test/6.1"] != after["vm-test/6.1"]  # through its need's key
     assert before["crate-test/default"] == after["crate-test/default"]

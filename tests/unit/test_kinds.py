@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
+from pathlib import Path
 
 import pytest
 
+import pipeline.model.recipes as recipe_module
 from pipeline.errors import InputError
 from pipeline.model.expand import expand
-from pipeline.model.matrix import load_matrix_text
-from pipeline.model.recipes import recipe_names
+from pipeline.model.matrix import load_matrix, load_matrix_text
+from pipeline.model.recipes import RECIPES, load_recipe, recipe_names
 
 HEAD = """\
 kernels: {"6.1": {suite: bookworm}}
@@ -65,3 +68,53 @@ def test_unknown_kind_is_located_with_suggestion() -> None:
     (diag,) = info.value.diagnostics
     assert diag.mark.line == 4 and "'cargo-tset' is not allowed" in diag.message
     assert "did you mean 'cargo-test'?" in diag.hint
+
+
+# -- the shipped matrix builds its modules with the kmod-build recipe ----------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def fresh_recipes():
+    """Recipes read from their files again (load_recipe is cached), before and after."""
+    recipe_module.load_recipe.cache_clear()
+    yield
+    recipe_module.load_recipe.cache_clear()
+
+
+def shipped_kmod_build() -> list:
+    """The shipped matrix's kmod-build cells, read with the current recipes."""
+    recipe_module.load_recipe.cache_clear()
+    return [j for j in expand(load_matrix(ROOT / "matrix.yml")) if j.name == "kmod-build"]
+
+
+def test_shipped_kmod_build_job_is_the_recipe(fresh_recipes) -> None:
+    recipe = load_recipe("kmod-build")
+    jobs = shipped_kmod_build()
+    assert [j.id for j in jobs] == ["kmod-build/5.10", "kmod-build/6.1", "kmod-build/6.12",
+                                    "kmod-build/7.3"]
+    for job in jobs:
+        assert [(s.name, s.results, s.run) for s in job.spec.steps] == [
+            (s["name"], s["results"], s["run"]) for s in recipe["steps"]]
+        assert job.spec.image == recipe["image"] and job.spec.over == tuple(recipe["over"])
+        assert job.spec.inputs == tuple(recipe["inputs"])
+
+
+def test_editing_the_recipe_changes_the_shipped_kmod_build_job(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_recipes) -> None:
+    for path in RECIPES.glob("*.yml"):
+        shutil.copy(path, tmp_path / path.name)
+    edited = tmp_path / "kmod-build.yml"
+    text = edited.read_text()
+    assert "KCFLAGS=-Werror" in text
+    edited.write_text(text.replace("KCFLAGS=-Werror", "KCFLAGS=-Wextra").replace(
+        'inputs: ["kernel/**"]', 'inputs: ["kernel/**", "Kbuild.extra"]'))
+    before = shipped_kmod_build()
+    monkeypatch.setattr(recipe_module, "RECIPES", tmp_path)
+    after = shipped_kmod_build()
+    assert len(after) == len(before) == 4
+    for old, new in zip(before, after, strict=True):
+        assert "KCFLAGS=-Werror" in old.spec.steps[0].run
+        assert new.spec.steps[0].run == old.spec.steps[0].run.replace("-Werror", "-Wextra")
+        assert new.spec.inputs == ("kernel/**", "Kbuild.extra")

@@ -396,10 +396,10 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "MATRIX.md"
 
 
 def test_reference_tables_are_generated_from_the_schema() -> None:
-    from pipeline.model.schema import reference_markdown
+    from pipeline.model.reference import reference_markdown
 
     text = DOC.read_text()
-    begin = "<!-- BEGIN GENERATED: pipeline.model.schema.reference_markdown() -->\n"
+    begin = "<!-- BEGIN GENERATED: pipeline.model.reference.reference_markdown() -->\n"
     block = text[text.index(begin) + len(begin):text.index("<!-- END GENERATED -->")]
     assert block == reference_markdown(), "regenerate the tables (see docs/MATRIX.md)"
 
