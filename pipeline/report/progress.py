@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pipeline.model.expand import Job
@@ -19,6 +20,13 @@ def _row_key(job: Job) -> str:
     if "features" in axes:
         return f"features {axes['features']}"
     return "other jobs"
+
+
+def printer(console: Any) -> Callable[[str], None]:
+    """A function printing plain lines (no markup, no highlighting) on a rich console."""
+    def say(message: str) -> None:
+        console.print(message, highlight=False, markup=False, soft_wrap=True)
+    return say
 
 
 class Progress:

@@ -71,7 +71,7 @@ def test_proxy_passwords_are_secrets() -> None:
 
 
 def test_reproducer_passes_secrets_by_name(tmp_path: Path) -> None:
-    from pipeline.run.runner import _docker_reproducer
+    from pipeline.run.runtimes.container import docker_reproducer as _docker_reproducer
 
     masker = Masker()
     masker.add_env({"API_TOKEN": TOKEN})
@@ -248,8 +248,8 @@ def test_disk_full_while_writing_summary_keeps_the_previous_report(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import UTC, datetime
 
-    from pipeline import cli
     from pipeline.report import summary as report
+    from pipeline.report.run_output import write_run_report
 
     reports = tmp_path / "reports"
     previous = reports / "r1"
@@ -259,8 +259,8 @@ def test_disk_full_while_writing_summary_keeps_the_previous_report(
     run_dir, jobs, results = _summary_args(tmp_path)
     monkeypatch.setattr("pipeline.report.summary.atomic_write_text", _enospc)
     with pytest.raises(ReportError) as raised:
-        cli._write_run_report(reports, run_dir, "r2", tmp_path / "m.yml", jobs, results,
-                              datetime.now(UTC), None)
+        write_run_report(reports, run_dir, "r2", tmp_path / "m.yml", jobs, results,
+                         datetime.now(UTC), None)
     message = str(raised.value)
     assert "summary.json: No space left on device" in message
     assert "still points at the previous report (r1), which is intact" in message

@@ -1,0 +1,175 @@
+"""The wiring of one run or job: locked kernels, images, cache keys, result store, signals.
+
+build_context() makes the RunContext that run_job() needs; stop_on_signals() turns Ctrl-C
+and SIGTERM into stopping that context's containers and VMs (by id).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from pipeline.debian.images import ImageBase, ImageBuilder, ImageCatalog
+from pipeline.debian.lock import LOCK_NAME, LockedKernel, check_lock, read_lock
+from pipeline.errors import InputError
+from pipeline.model.expand import Job
+from pipeline.model.matrix import Matrix
+from pipeline.run.runner import RunContext
+
+Say = Callable[[str], None]
+
+
+def image_base(matrix: Matrix) -> ImageBase:
+    """How base images are made: matrix.yml's image_base, or KMATRIX_IMAGE_BASE."""
+    mode = os.environ.get("KMATRIX_IMAGE_BASE", matrix.image_base)
+    if mode not in ("mmdebstrap", "registry"):
+        raise InputError(f"KMATRIX_IMAGE_BASE={mode!r} is not a known image base",
+                         hint="use mmdebstrap or registry")
+    return ImageBase(mode=mode, registry_image=matrix.registry_image)
+
+
+def locked_kernels(matrix: Matrix, jobs: list[Job]) -> dict[str, LockedKernel]:
+    """The matrix.lock entries of the kernels `jobs` use (InputError when it is stale)."""
+    wanted = {j.kernel for j in jobs if j.kernel}
+    sources = [matrix.kernels[k] for k in matrix.kernels if k in wanted]
+    return check_lock(sources, read_lock(matrix.root / LOCK_NAME), matrix.root / LOCK_NAME)
+
+
+def find_job(matrix: Matrix, jobs: list[Job], job_id: str) -> Job:
+    """The job with id `job_id` (InputError with a did-you-mean hint)."""
+    by_id = {j.id: j for j in jobs}
+    if job_id not in by_id:
+        from pipeline.model.schema import did_you_mean
+
+        raise InputError(f"no job {job_id!r} in {matrix.path.name}",
+                         hint=did_you_mean(job_id, list(by_id))
+                         or "see the ids with `pipeline list`")
+    return by_id[job_id]
+
+
+def with_needs(jobs: list[Job], all_jobs: list[Job]) -> list[Job]:
+    """`jobs` and their needs, transitively (what cache keys depend on)."""
+    by_id = {j.id: j for j in all_jobs}
+    seen = {j.id: j for j in jobs}
+    stack = list(jobs)
+    while stack:
+        for need in stack.pop().needs:
+            if need in by_id and need not in seen:
+                seen[need] = by_id[need]
+                stack.append(by_id[need])
+    return list(seen.values())
+
+
+def job_images(jobs: list[Job], kernels: dict[str, LockedKernel], catalog: ImageCatalog
+               ) -> Iterator[tuple[str, LockedKernel | None]]:
+    """Each toolchain image `jobs` use, once: (flavour, its kernel if it is per kernel)."""
+    seen = set()
+    for job in jobs:
+        if not job.spec.image:  # a VM job boots a kernel; it has no toolchain image
+            continue
+        kernel = kernels.get(job.kernel) if catalog.per_kernel(job.spec.image) else None
+        key = (job.spec.image, kernel.version if kernel else None)
+        if key not in seen:
+            seen.add(key)
+            yield job.spec.image, kernel
+
+
+def toolchain_images(matrix: Matrix, jobs: list[Job], build: bool, log: Say) -> Iterator[str]:
+    """`pipeline images list|build`: the tag of each image `jobs` use; with `build`, each
+    is built when missing and the line says so and how long it took."""
+    from pipeline.run.executor import docker_client
+
+    kernels = locked_kernels(matrix, jobs)
+    catalog = ImageCatalog(matrix.root / "images")
+    builder = ImageBuilder(docker_client() if build else None, catalog, image_base(matrix),
+                           log=log)
+    for image, kernel in job_images(jobs, kernels, catalog):
+        if not build:
+            yield builder.plan(image, kernel)[2]
+            continue
+        ref = builder.ensure(image, kernel)
+        yield f"{ref.tag}  {'built' if ref.built else 'present'} ({ref.seconds:.1f} s)"
+
+
+def _key_computer(matrix: Matrix, keyed: list[Job], kernels: dict[str, LockedKernel],
+                  images: ImageBuilder, client: Any,
+                  flavour_caches: dict[str, dict[str, str]]) -> Any:
+    """The cache keys of `keyed`, with image tags as runner.ensure() names them."""
+    from pipeline.plan.keys import KeyComputer, docker_image_id
+    from pipeline.run import vm
+
+    tags: dict[tuple[str, str | None], str] = {}
+
+    def image_tag(job: Job) -> str:  # as runner.ensure() names it, without building
+        kernel = kernels.get(job.kernel) if job.kernel else None
+        memo = (job.spec.image, kernel.version if kernel else None)
+        if memo not in tags:
+            tags[memo] = images.plan(job.spec.image, kernel)[2]
+        return tags[memo]
+
+    return KeyComputer(keyed, matrix.root, kernels, image_tag, docker_image_id(client),
+                       flavour_caches, runtime=vm.runtime_identity)
+
+
+def build_context(matrix: Matrix, jobs: list[Job], run_id: str, run_dir: Path, say: Say,
+                  verbose: bool, needs_dir: Path | None = None,
+                  all_jobs: list[Job] | None = None, read_cache: bool = True,
+                  client: Any = None) -> RunContext:
+    """The RunContext for running `jobs` of `matrix` into run_dir (`say` shows messages,
+    `verbose` also job output); Docker's client is made when not given."""
+    from pipeline.run.executor import ContainerRunner, docker_client
+    from pipeline.run.store import ResultCache
+
+    keyed = with_needs(jobs, all_jobs or jobs)
+    kernels = locked_kernels(matrix, keyed)
+    catalog = ImageCatalog(matrix.root / "images")
+    client = client or docker_client()
+    images = ImageBuilder(client, catalog, image_base(matrix), log=lambda m: say(f"  {m}"))
+    flavour_caches = {n: dict(catalog.spec[n].get("caches") or {}) for n in catalog.names()}
+
+    def warn(message: str) -> None:
+        say(f"pipeline: warning: {message}")
+
+    def error(message: str) -> None:
+        say(f"pipeline: error: {message}")
+
+    cache = ResultCache(warn=warn)
+    keys = _key_computer(matrix, keyed, kernels, images, client,
+                         flavour_caches) if cache.enabled else None
+    return RunContext(
+        run_id=run_id, run_dir=run_dir, root=matrix.root,
+        images=images, containers=ContainerRunner(client), kernels=kernels,
+        flavour_caches=flavour_caches,
+        log=(lambda job, line: say(f"  [{job}] {line}")) if verbose else
+        (lambda _job, _line: None),
+        needs_dir=needs_dir, cache=cache if cache.enabled else None, keys=keys,
+        read_cache=read_cache, warn=warn, error=error,
+    )
+
+
+@contextmanager
+def stop_on_signals(ctx: RunContext, say: Say, what: str,
+                    interrupted: threading.Event | None = None) -> Iterator[threading.Event]:
+    """Within the block, SIGINT and SIGTERM (how Buildbot stops a build) say so, set
+    `interrupted` (yielded) and ctx.cancel (VM jobs stop their QEMU) and stop the context's
+    containers; the previous handlers are restored on exit."""
+    event = interrupted if interrupted is not None else threading.Event()
+
+    def interrupt(signum: int, _frame: FrameType | None) -> None:
+        say(f"pipeline: {signal.Signals(signum).name}: stopping {what}")
+        event.set()
+        ctx.cancel.set()
+        threading.Thread(target=ctx.containers.stop_all, daemon=True).start()
+
+    old = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield event
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
