@@ -130,8 +130,46 @@ class ContainerRunner:
         started = time.monotonic()
         if self.stopping:
             return StepOutcome(None, "", 0.0, error="interrupted before start")
+        container = self._create(spec, started)
+        if isinstance(container, StepOutcome):
+            return container
+        with self._guard:
+            self._live[container.id] = container
+        chunks: list[str] = []
         try:
-            container = self.client.containers.create(
+            try:
+                container.start()
+            except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+                return StepOutcome(None, "", time.monotonic() - started,
+                                   error=f"cannot start container: {_first_line(exc)}")
+            reader = threading.Thread(
+                target=self._read_logs, args=(container, chunks, on_line), daemon=True
+            )
+            reader.start()
+            exit_code, timed_out, lost = self._wait(container, timeout, started)
+            reader.join(timeout=10)
+            oom = self._oom_killed(container)
+            error = None
+            if timed_out:
+                error = f"timed out after {timeout:.0f} s; container killed and removed"
+            elif lost:
+                error = lost
+            elif oom:
+                error = f"killed: out of memory (limit {spec.memory})"
+            elif self.stopping:
+                error = "interrupted"
+            return StepOutcome(exit_code, "".join(chunks), time.monotonic() - started,
+                               timed_out=timed_out, error=error)
+        finally:
+            self._remove(container)
+
+    def _create(self, spec: ContainerSpec, started: float) -> Any:
+        """The created (not started) container, or the StepOutcome saying why not."""
+        import docker.errors
+        import requests.exceptions
+
+        try:
+            return self.client.containers.create(
                 spec.image, command=spec.command(), environment=spec.env, user=spec.user,
                 working_dir=spec.workdir, network_mode="bridge" if spec.network else "none",
                 nano_cpus=int(spec.cpus * 1e9), mem_limit=_memory_bytes(spec.memory),
@@ -147,53 +185,36 @@ class ContainerRunner:
         except requests.exceptions.RequestException as exc:
             return StepOutcome(None, "", time.monotonic() - started,
                                error=f"Docker is not reachable: {_first_line(exc)}")
-        with self._guard:
-            self._live[container.id] = container
-        chunks: list[str] = []
+
+    def _wait(self, container: Any, timeout: float,
+              started: float) -> tuple[int | None, bool, str | None]:
+        """(exit code, timed out, lost-connection message); kills the container on either."""
+        import requests.exceptions
+
         try:
-            try:
-                container.start()
-            except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-                return StepOutcome(None, "", time.monotonic() - started,
-                                   error=f"cannot start container: {_first_line(exc)}")
-            reader = threading.Thread(
-                target=self._read_logs, args=(container, chunks, on_line), daemon=True
-            )
-            reader.start()
-            timed_out = False
-            lost: str | None = None
-            try:
-                result = container.wait(timeout=timeout)
-                exit_code = int(result.get("StatusCode", -1))
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
-                # over a unix socket a read timeout surfaces as a ConnectionError too
-                exit_code = None
-                if (isinstance(exc, requests.exceptions.ReadTimeout) or "timed out" in str(exc)
-                        or time.monotonic() - started >= timeout - 1):
-                    timed_out = True
-                else:
-                    lost = f"lost the connection to Docker: {_first_line(exc)}"
-                self._kill(container)
-            reader.join(timeout=10)
-            oom = False
-            try:
-                container.reload()
-                oom = bool(container.attrs.get("State", {}).get("OOMKilled"))
-            except (docker.errors.APIError, requests.exceptions.RequestException):
-                pass
-            error = None
-            if timed_out:
-                error = f"timed out after {timeout:.0f} s; container killed and removed"
-            elif lost:
-                error = lost
-            elif oom:
-                error = f"killed: out of memory (limit {spec.memory})"
-            elif self.stopping:
-                error = "interrupted"
-            return StepOutcome(exit_code, "".join(chunks), time.monotonic() - started,
-                               timed_out=timed_out, error=error)
-        finally:
-            self._remove(container)
+            result = container.wait(timeout=timeout)
+            return int(result.get("StatusCode", -1)), False, None
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+            # over a unix socket a read timeout surfaces as a ConnectionError too
+            timed_out, lost = False, None
+            if (isinstance(exc, requests.exceptions.ReadTimeout) or "timed out" in str(exc)
+                    or time.monotonic() - started >= timeout - 1):
+                timed_out = True
+            else:
+                lost = f"lost the connection to Docker: {_first_line(exc)}"
+            self._kill(container)
+            return None, timed_out, lost
+
+    @staticmethod
+    def _oom_killed(container: Any) -> bool:
+        import docker.errors
+        import requests.exceptions
+
+        try:
+            container.reload()
+            return bool(container.attrs.get("State", {}).get("OOMKilled"))
+        except (docker.errors.APIError, requests.exceptions.RequestException):
+            return False
 
     @staticmethod
     def _read_logs(container: Any, chunks: list[str], on_line: Callable[[str], None] | None):

@@ -115,3 +115,15 @@ def test_functions_stay_small() -> None:
 
 def test_no_test_harness_ships_in_the_package() -> None:
     assert not list(PACKAGE.rglob("testing.py")), "test helpers live under tests/"
+
+
+def test_each_job_gets_exactly_one_registered_runtime() -> None:
+    from pipeline.model.expand import expand
+    from pipeline.model.matrix import load_matrix
+    from pipeline.run.runtimes import RUNTIMES, runtime_for
+
+    jobs = expand(load_matrix(PACKAGE.parent / "matrix.yml"))
+    for job in jobs:
+        handlers = [cls.name for cls in RUNTIMES if cls.handles(job)]
+        assert handlers == [runtime_for(job).name], (job.id, handlers)
+        assert runtime_for(job).name == ("vm" if job.spec.vm is not None else "container")

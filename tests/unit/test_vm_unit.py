@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import EnvironmentProblem, InputError
-from pipeline.run import kvm, vm
+from pipeline.run import initramfs, kvm, vm
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,11 +109,11 @@ def test_init_template_fallback_and_missing(
 ) -> None:
     legacy = tmp_path / "init.j2"
     legacy.write_text("echo {{ start_marker }}\n")
-    monkeypatch.setattr(vm, "INIT_TEMPLATE", tmp_path / "no-such.j2")
-    monkeypatch.setattr(vm, "LEGACY_INIT_TEMPLATE", legacy)
+    monkeypatch.setattr(initramfs, "INIT_TEMPLATE", tmp_path / "no-such.j2")
+    monkeypatch.setattr(initramfs, "LEGACY_INIT_TEMPLATE", legacy)
     assert vm.init_template() == legacy
     assert vm.render_init() == "echo KMATRIX-START\n"
-    monkeypatch.setattr(vm, "LEGACY_INIT_TEMPLATE", tmp_path / "gone.j2")
+    monkeypatch.setattr(initramfs, "LEGACY_INIT_TEMPLATE", tmp_path / "gone.j2")
     with pytest.raises(EnvironmentProblem, match="template"):
         vm.init_template()
 
