@@ -196,9 +196,66 @@ def master_dir(buildbot_basedir: str | None, project: str | os.PathLike[str]) ->
     return (Path(project) / ".buildbot").resolve()
 
 
+def _builders(jobs: list[Any], settings: Settings,
+              artifacts_url: str) -> list[util.BuilderConfig]:
+    """One builder per job id, tagged by kind and axes, waiting for its needs."""
+    needs_of = {j.id: list(j.needs) for j in jobs if j.needs}
+    worker_names = [w.name for w in settings.workers]
+    return [
+        util.BuilderConfig(
+            name=job.id, workernames=worker_names, factory=_factory(job, settings,
+                                                                     artifacts_url),
+            tags=tags_of(job), canStartBuild=can_start_build(needs_of),
+            description=f"{job.name} {' '.join(job.axes().values())}".strip(),
+            properties={"kmatrix_job": job.name, **{f"kmatrix_{k}": v
+                                                   for k, v in job.axes().items()}},
+        )
+        for job in jobs
+    ]
+
+
+def _schedulers(jobs: list[Any], matrix: Any, settings: Settings) -> list[Any]:
+    """The push scheduler (builders by changed files) and the force form."""
+    branch_filter = util.ChangeFilter(branch=settings.branches) if settings.branches else None
+
+    def choice(name: str, label: str, values: list[str]) -> Any:
+        return util.ChoiceStringParameter(name=name, label=label, default=selection.ALL,
+                                          choices=[selection.ALL, *values])
+
+    return [
+        MatrixChangeScheduler(PUSH_SCHEDULER, jobs, treeStableTimer=None,
+                              change_filter=branch_filter),
+        MatrixForceScheduler(
+            FORCE_SCHEDULER, jobs, label="Run matrix cells", buttonName="Start",
+            properties=[
+                choice("kernel", "Kernel", list(matrix.kernels)),
+                choice("features", "Feature set", list(matrix.features)),
+                choice("job", "Job kind", list(dict.fromkeys(j.name for j in jobs))),
+            ]),
+    ]
+
+
+def _www(settings: Settings, dashboard: Any) -> dict[str, Any]:
+    """The web UI: port, change hook, logins when exposed, views and the Matrix page."""
+    return {
+        "port": f"tcp:{settings.www_port}:interface={settings.bind}",
+        "change_hook_dialects": {"poller": {"allowed": [POLLER_NAME]}},
+        **www_security(settings),
+        "plugins": {
+            "waterfall_view": {}, "console_view": {}, "grid_view": {},
+            "wsgi_dashboards": [{
+                "name": DASHBOARD, "caption": "Matrix", "app": dashboard,
+                "order": 5, "icon": "th",
+            }],
+        },
+    }
+
+
 def build_config(basedir: str | os.PathLike[str] = ".", matrix: str | os.PathLike[str] = "",
                  settings: Settings | None = None) -> dict[str, Any]:
     """The BuildmasterConfig dictionary for this matrix and master directory."""
+    from pipeline.buildbot.dashboard import create_app
+
     basedir = Path(basedir).resolve()
     matrix_path = Path(matrix or basedir.parent / "matrix.yml")
     if not matrix_path.is_absolute():
@@ -210,77 +267,23 @@ def build_config(basedir: str | os.PathLike[str] = ".", matrix: str | os.PathLik
     jobs = expand(loaded)
     url = settings.www_url
     artifacts_url = f"{url}plugins/wsgi_dashboards/{DASHBOARD}/artifacts/"
-    needs_of = {j.id: list(j.needs) for j in jobs if j.needs}
-    workers = [worker.Worker(w.name, w.password, max_builds=w.max_builds)
-               for w in settings.workers]
-    worker_names = [w.name for w in settings.workers]
-
-    builders = [
-        util.BuilderConfig(
-            name=job.id, workernames=worker_names, factory=_factory(job, settings,
-                                                                     artifacts_url),
-            tags=tags_of(job), canStartBuild=can_start_build(needs_of),
-            description=f"{job.name} {' '.join(job.axes().values())}".strip(),
-            properties={"kmatrix_job": job.name, **{f"kmatrix_{k}": v
-                                                   for k, v in job.axes().items()}},
-        )
-        for job in jobs
-    ]
-    branch_filter = util.ChangeFilter(branch=settings.branches) if settings.branches else None
-    kernels = list(loaded.kernels)
-    features = list(loaded.features)
-    job_names = list(dict.fromkeys(j.name for j in jobs))
-    scheds: list[Any] = [
-        MatrixChangeScheduler(PUSH_SCHEDULER, jobs, treeStableTimer=None,
-                              change_filter=branch_filter),
-        MatrixForceScheduler(
-            FORCE_SCHEDULER, jobs, label="Run matrix cells",
-            buttonName="Start",
-            properties=[
-                util.ChoiceStringParameter(name="kernel", label="Kernel",
-                                           choices=[selection.ALL, *kernels],
-                                           default=selection.ALL),
-                util.ChoiceStringParameter(name="features", label="Feature set",
-                                           choices=[selection.ALL, *features],
-                                           default=selection.ALL),
-                util.ChoiceStringParameter(name="job", label="Job kind",
-                                           choices=[selection.ALL, *job_names],
-                                           default=selection.ALL),
-            ]),
-    ]
-
-    from pipeline.buildbot.dashboard import create_app
-
-    dashboard = create_app(jobs, loaded, settings)
-    bind = settings.bind
-    config: dict[str, Any] = {
+    return {
         "title": f"kmatrix: {matrix_path.parent.name}",
         "titleURL": url,
         "buildbotURL": url,
-        "workers": workers,
-        "protocols": {"pb": {"port": f"tcp:{settings.pb_port}:interface={bind}"}},
+        "workers": [worker.Worker(w.name, w.password, max_builds=w.max_builds)
+                    for w in settings.workers],
+        "protocols": {"pb": {"port": f"tcp:{settings.pb_port}:interface={settings.bind}"}},
         "change_source": [changes.GitPoller(
             repourl=settings.repo, name=POLLER_NAME,
             branches=settings.branches or True,
             workdir=str(basedir / "gitpoller-work"),
             pollInterval=settings.poll_interval, pollAtLaunch=True)],
-        "schedulers": scheds,
-        "builders": builders,
-        "services": [NeedsKicker(waiting=sorted(needs_of))],
+        "schedulers": _schedulers(jobs, loaded, settings),
+        "builders": _builders(jobs, settings, artifacts_url),
+        "services": [NeedsKicker(waiting=sorted(j.id for j in jobs if j.needs))],
         "collapseRequests": False,
         "db": {"db_url": settings.db_url},
         "buildbotNetUsageData": None,
-        "www": {
-            "port": f"tcp:{settings.www_port}:interface={bind}",
-            "change_hook_dialects": {"poller": {"allowed": [POLLER_NAME]}},
-            **www_security(settings),
-            "plugins": {
-                "waterfall_view": {}, "console_view": {}, "grid_view": {},
-                "wsgi_dashboards": [{
-                    "name": DASHBOARD, "caption": "Matrix", "app": dashboard,
-                    "order": 5, "icon": "th",
-                }],
-            },
-        },
+        "www": _www(settings, create_app(jobs, settings)),
     }
-    return config

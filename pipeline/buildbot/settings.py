@@ -223,26 +223,23 @@ def _auth_mode(value: Any, path: Path) -> bool | str:
     raise InputError(f"{path}: require_auth: {value!r} is not true, false or auto")
 
 
-def load_settings(basedir: str | Path, env: dict[str, str] | None = None,
-                  create_secrets: bool = True) -> Settings:
-    """Read <basedir>/kmatrix.yml (optional) and KMATRIX_BB_* variables."""
-    env = dict(os.environ if env is None else env)
-    basedir = Path(basedir).resolve()
-    path = basedir / SETTINGS_NAME
+ENV_SETTINGS = (("www_port", "KMATRIX_BB_WWW_PORT", int), ("pb_port", "KMATRIX_BB_PB_PORT", int),
+                ("bind", "KMATRIX_BB_BIND", str), ("url", "KMATRIX_BB_URL", str),
+                ("db_url", "KMATRIX_BB_DB_URL", str), ("repo", "KMATRIX_BB_REPO", str),
+                ("results_dir", "KMATRIX_BB_RESULTS_DIR", str),
+                ("transfer", "KMATRIX_BB_TRANSFER", str),
+                ("require_auth", "KMATRIX_BB_REQUIRE_AUTH", str),
+                ("users_file", "KMATRIX_BB_USERS_FILE", str))
+
+
+def _read(path: Path, env: dict[str, str]) -> dict[str, Any]:
+    """kmatrix.yml (optional) with the KMATRIX_BB_* variables over it; unknown keys refused."""
     data: dict[str, Any] = {}
     if path.is_file():
         data = yaml.safe_load(path.read_text()) or {}
         if not isinstance(data, dict):
             raise InputError(f"{path}: expected a mapping")
-    for key, var, kind in (("www_port", "KMATRIX_BB_WWW_PORT", int),
-                           ("pb_port", "KMATRIX_BB_PB_PORT", int),
-                           ("bind", "KMATRIX_BB_BIND", str), ("url", "KMATRIX_BB_URL", str),
-                           ("db_url", "KMATRIX_BB_DB_URL", str),
-                           ("repo", "KMATRIX_BB_REPO", str),
-                           ("results_dir", "KMATRIX_BB_RESULTS_DIR", str),
-                           ("transfer", "KMATRIX_BB_TRANSFER", str),
-                           ("require_auth", "KMATRIX_BB_REQUIRE_AUTH", str),
-                           ("users_file", "KMATRIX_BB_USERS_FILE", str)):
+    for key, var, kind in ENV_SETTINGS:
         if env.get(var):
             data[key] = kind(env[var])
     known = set(Settings.__dataclass_fields__) - {"basedir", "users", "hook_secret"}
@@ -250,7 +247,11 @@ def load_settings(basedir: str | Path, env: dict[str, str] | None = None,
     if unknown:
         raise InputError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}",
                          hint=f"known: {', '.join(sorted(known))}")
-    settings = Settings(basedir=basedir)
+    return data
+
+
+def _apply(settings: Settings, data: dict[str, Any]) -> None:
+    """Set the plain values of `data` on settings, converted to their types."""
     for key in ("www_port", "pb_port", "poll_interval", "max_builds"):
         if key in data:
             setattr(settings, key, int(data[key]))
@@ -266,6 +267,17 @@ def load_settings(basedir: str | Path, env: dict[str, str] | None = None,
     for key in ("users_file", "hook_secret_file"):
         if data.get(key):
             setattr(settings, key, Path(str(data[key])).expanduser().resolve())
+
+
+def load_settings(basedir: str | Path, env: dict[str, str] | None = None,
+                  create_secrets: bool = True) -> Settings:
+    """Read <basedir>/kmatrix.yml (optional) and KMATRIX_BB_* variables."""
+    env = dict(os.environ if env is None else env)
+    basedir = Path(basedir).resolve()
+    path = basedir / SETTINGS_NAME
+    data = _read(path, env)
+    settings = Settings(basedir=basedir)
+    _apply(settings, data)
     settings.require_auth = _auth_mode(data.get("require_auth", "auto"), path)
     if settings.require_auth is False and not settings.loopback:
         raise InputError(f"bind: {settings.bind} makes the master reachable from other "

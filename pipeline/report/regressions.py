@@ -19,7 +19,8 @@ from typing import Any
 
 from junitparser import JUnitXml, TestSuite
 
-PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
+from pipeline.results.status import ERROR, FAILED, PASSED, SKIPPED
+
 FAILING = frozenset({FAILED, ERROR})
 # When a test name occurs twice in one job, the worse outcome wins.
 _RANK = {PASSED: 0, SKIPPED: 1, FAILED: 2, ERROR: 3}

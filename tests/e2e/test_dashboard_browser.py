@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("buildbot", reason="pip install -e '.[buildbot]'")
 pytest.importorskip("flask", reason="pip install -e '.[buildbot]'")
 
-from pipeline.buildbot.testing import MasterHarness
+from tests.buildbot_harness import MasterHarness
 from tests.conftest import ROOT, docker_available
 from tests.e2e.conftest import screenshot
 
@@ -68,10 +68,13 @@ def test_matrix_dashboard_cells_in_chromium(chromium_driver, tmp_path):
                  chromium_driver.find_elements(By.CSS_SELECTOR, "td.cell")}
         assert set(cells) == {"kmod-build/6.1", "kmod-broken/6.1"}
         good, bad = cells["kmod-build/6.1"], cells["kmod-broken/6.1"]
-        assert good.get_attribute("data-status") == "success"
-        assert bad.get_attribute("data-status") == "failure"
-        assert "1 passed / 0 failed" in good.text
-        assert "0 passed / 1 failed" in bad.text
+        # Buildbot's results, mapped onto the status model, with the test counts
+        assert good.get_attribute("data-result") == "success"
+        assert good.get_attribute("data-status") == "passed"
+        assert bad.get_attribute("data-result") == "failure"
+        assert bad.get_attribute("data-status") == "failed"
+        assert "1/1 tests passed" in good.text
+        assert "0/1 tests passed" in bad.text and bad.get_attribute("data-failed") == "1"
         green = good.value_of_css_property("background-color")
         red = bad.value_of_css_property("background-color")
         assert green != red
@@ -85,7 +88,7 @@ def test_matrix_dashboard_cells_in_chromium(chromium_driver, tmp_path):
         chromium_driver.implicitly_wait(15)
         embedded = chromium_driver.find_element(By.CSS_SELECTOR,
                                                 'td.cell[data-job="kmod-broken/6.1"]')
-        assert embedded.get_attribute("data-status") == "failure"
+        assert embedded.get_attribute("data-status") == "failed"
         shot = screenshot(chromium_driver, tmp_path / "matrix-in-buildbot-ui.png")
         print(f"screenshot: {shot}")
     finally:

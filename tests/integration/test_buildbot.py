@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("buildbot", reason="pip install -e '.[buildbot]'")
 pytest.importorskip("buildbot_worker", reason="pip install -e '.[buildbot]'")
 
-from pipeline.buildbot.testing import MasterHarness
+from tests.buildbot_harness import MasterHarness
 from tests.conftest import ROOT, docker_available
 
 MATRIX = """\
@@ -137,9 +137,9 @@ def test_kernel_push_builds_needs_in_order_with_results(master):
     assert "<testsuite" in master.get(urls["junit.xml"].replace(master.url, ""))
 
     page = master.get(f"plugins/wsgi_dashboards/matrix/index.html?revision={revision}")
-    assert 'data-job="kmod-build/6.1" data-status="success"' in page
-    assert 'data-job="kmod-check/6.1" data-status="success"' in page
-    assert 'data-job="crate-test/default" data-status="not-built"' in page
+    assert 'data-job="kmod-build/6.1" data-status="passed" data-result="success"' in page
+    assert 'data-job="kmod-check/6.1" data-status="passed" data-result="success"' in page
+    assert 'data-job="crate-test/default" data-status="absent"' in page
 
 
 @pytest.mark.docker
@@ -154,8 +154,8 @@ def test_userspace_push_builds_only_crates(master):
     passed = sum(s["tests_passed"] for s in sets["test_result_sets"])
     assert passed > 0
     page = master.get(f"plugins/wsgi_dashboards/matrix/index.html?revision={revision}")
-    assert 'data-job="crate-test/default" data-status="success"' in page
-    assert 'data-job="kmod-build/6.1" data-status="not-built"' in page
+    assert 'data-job="crate-test/default" data-status="passed" data-result="success"' in page
+    assert 'data-job="kmod-build/6.1" data-status="absent"' in page
 
 
 @pytest.mark.docker

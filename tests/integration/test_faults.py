@@ -630,7 +630,7 @@ def test_exposed_master_needs_the_hook_secret_and_a_login_to_force(tmp_path: Pat
     pytest.importorskip("buildbot_worker", reason="pip install -e '.[buildbot]'")
     from http.cookiejar import CookieJar
 
-    from pipeline.buildbot.testing import MasterHarness
+    from tests.buildbot_harness import MasterHarness
 
     harness = MasterHarness(tmp_path / "bb", ROOT, BB_MATRIX)
     # bound to loopback for the test, but with the exposed master's protections forced on

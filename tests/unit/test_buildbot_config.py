@@ -160,3 +160,91 @@ def test_settings_passwords_never_from_the_file(tmp_path):
                                              "KMATRIX_BB_BIND": "0.0.0.0"})
     assert [(w.name, w.password) for w in settings.workers] == [("big-1", "s3cret")]
     assert settings.db_url == "postgresql://bb@db/bb" and settings.bind == "0.0.0.0"
+
+
+# --- the Matrix dashboard on a fake data API (the run report's renderer) -----------------
+
+REV = "a1b2c3d4e5f6a7b8c9d0a1b2c3d4e5f6a7b8c9d0"
+
+
+class FakeApi:
+    """Buildbot's dataGet over a few canned builds of one commit."""
+
+    def __init__(self) -> None:
+        jobs = ["kmod-build/6.1", "kmod-build/6.12", "crate-test/default", "vm-test/6.1",
+                "vm-test/6.12", "docs"]
+        self.builders = [{"builderid": i, "name": n} for i, n in enumerate(jobs, 1)]
+        self.buildsets = [{"bsid": 7, "sourcestamps": [{"revision": REV, "branch": "main"}]}]
+        # builderid -> (request complete, request results, build or None)
+        self.requests = [
+            {"buildrequestid": 10 + b, "buildsetid": 7, "builderid": b, "complete": c,
+             "results": r} for b, c, r in ((1, True, 0), (2, True, 2), (3, True, 1),
+                                           (4, False, None), (5, False, None))]
+        self.builds = [
+            {"buildid": 100 + b, "buildrequestid": 10 + b, "builderid": b, "number": 3,
+             "complete": c, "results": r, "started_at": 1000.0, "complete_at": 1041.5}
+            for b, c, r in ((1, True, 0), (2, True, 2), (3, True, 1), (4, False, None))]
+        self.tests = {101: (1, 0), 102: (0, 1), 103: (5, 0), 104: (2, 0)}
+
+    def dataGet(self, path, filters=(), **kwargs):
+        if path[0] == "builds" and len(path) == 3:
+            passed, failed = self.tests.get(path[1], (0, 0))
+            return [{"tests_passed": passed, "tests_failed": failed}]
+        rows = {"buildsets": self.buildsets, "builders": self.builders,
+                "buildrequests": self.requests, "builds": self.builds}[path[0]]
+        for f in filters:
+            rows = [r for r in rows if r[f.field] in f.values]
+        return rows
+
+
+@pytest.fixture
+def dashboard(tmp_path):
+    pytest.importorskip("flask")
+    pytest.importorskip("buildbot")
+    from pipeline.buildbot.dashboard import create_app
+    from pipeline.buildbot.settings import Settings
+
+    app = create_app(_jobs(), Settings(basedir=tmp_path, www_port=8010))
+    app.buildbot_api = FakeApi()
+    return app.test_client()
+
+
+def _cell_attrs(page: str) -> dict[str, dict[str, str]]:
+    from tests.unit.test_html_report import Dom
+
+    return {a["data-job"]: a for t, a in Dom(page).elements if t == "td" and "data-job" in a}
+
+
+def test_dashboard_maps_buildbot_results_onto_the_status_model(dashboard):
+    page = dashboard.get("/index.html?branch=main").get_data(as_text=True)
+    cells = _cell_attrs(page)
+    assert {j: (a["data-status"], a.get("data-result")) for j, a in cells.items()} == {
+        "kmod-build/6.1": ("passed", "success"), "kmod-build/6.12": ("failed", "failure"),
+        "crate-test/default": ("passed", "warnings"), "vm-test/6.1": ("running", None),
+        "vm-test/6.12": ("pending", None), "crate-test/userspace": ("absent", None),
+        "docs": ("absent", None)}
+    assert cells["kmod-build/6.12"]["data-failed"] == "1"
+    assert f'<code id="revision">{REV}</code>' in page
+    assert 'href="http://127.0.0.1:8010/#/builders/2/builds/3" target="_top"' in page
+
+
+def test_dashboard_draws_the_report_matrix(dashboard):
+    from tests.unit.test_html_report import Dom
+
+    page = dashboard.get(f"/?revision={REV[:8]}").get_data(as_text=True)
+    # the report's tables: kernels x job kinds, feature sets x job kinds, other jobs
+    assert '<table class="matrix" data-axis="kernel">' in page
+    assert '<table class="matrix" data-axis="features">' in page
+    assert 'id="grid-other"' in page
+    cell = page.split('data-job="crate-test/default"')[1].split("</td>")[0]
+    text = Dom(cell).all_text()
+    assert "passed" in text and "5 /5 tests passed" in text and "41.5 s" in text
+    assert "Buildbot result: warnings" in text
+    assert "not built for this commit" in page.split('data-job="docs"')[1].split("</td>")[0]
+    assert ".kmatrix .s-failed" in page and "<script" not in page
+
+
+def test_dashboard_without_builds(dashboard):
+    dashboard.application.buildbot_api.buildsets = []
+    page = dashboard.get("/").get_data(as_text=True)
+    assert 'id="empty"' in page and "No builds yet." in page
