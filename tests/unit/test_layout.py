@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,17 @@ def test_each_job_gets_exactly_one_registered_runtime() -> None:
         handlers = [cls.name for cls in RUNTIMES if cls.handles(job)]
         assert handlers == [runtime_for(job).name], (job.id, handlers)
         assert runtime_for(job).name == ("vm" if job.spec.vm is not None else "container")
+
+
+def test_the_readme_layout_names_files_that_exist() -> None:
+    readme = (PACKAGE.parent / "README.md").read_text()
+    section = readme[readme.index("## Layout"):]
+    section = section[:section.index("\n## ", 4)] if "\n## " in section[4:] else section
+    named = re.findall(r"`(pipeline/[\w/.-]+\.(?:py|yml|j2))`", section)
+    questions = ("how a kmod-build job runs", "what the HTML matrix shows",
+                 "how Buildbot runs a job")
+    for question in questions:
+        assert f"| {question} |" in section
+    assert len(named) >= len(questions)
+    missing = [n for n in named if not (PACKAGE.parent / n).is_file()]
+    assert not missing, f"README's Layout names files that do not exist: {missing}"
