@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline.buildbot.control import add_parsers as add_buildbot_parsers
 
     add_buildbot_parsers(sub)  # `master` and `hook` (Buildbot)
+    from pipeline.buildbot.worker import add_parsers as add_worker_parsers
+
+    add_worker_parsers(sub)  # `worker` (a Buildbot worker for a remote master)
     return parser
 
 
@@ -124,6 +127,9 @@ def _add_job_command(sub: Subparsers) -> None:
                    help="where the needs' results are (default: --dir)")
     p.add_argument("--no-cache", action="store_true",
                    help="run the job even if its result is cached")
+    p.add_argument("--print-key", action="store_true",
+                   help="print the job's result-cache key and exit (nothing while its "
+                        "image is not built yet); Buildbot asks the master's store with it")
     p.add_argument("-v", "--verbose", action="store_true", help="stream job output")
 
 
@@ -318,6 +324,9 @@ def cmd_job(args: argparse.Namespace) -> int:
     ctx = build_context(matrix, [job], out.name, out, say, args.verbose,
                         Path(args.needs_dir).resolve() if args.needs_dir else None,
                         all_jobs=jobs, read_cache=not args.no_cache)
+    if args.print_key:
+        print((ctx.keys.key(job) if ctx.keys else None) or "")
+        return EXIT_OK
     missing = [n for n in job.needs if not (ctx.needs_dir or out).joinpath(n, "artifacts")
                .is_dir()]
     if missing:
@@ -373,6 +382,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _buildbot_worker() -> Any:
+    """pipeline.buildbot.worker, imported only when `pipeline worker` runs."""
+    import pipeline.buildbot.worker as worker
+
+    return worker
+
+
 def _buildbot_control() -> Any:
     """pipeline.buildbot.control, imported only when a Buildbot command runs."""
     import pipeline.buildbot.control as control
@@ -386,6 +402,7 @@ COMMANDS = {
     "images": cmd_images, "convert": cmd_convert, "cache": cmd_cache,
     "master": lambda args: _buildbot_control().cmd_master(args),
     "hook": lambda args: _buildbot_control().cmd_hook(args),
+    "worker": lambda args: _buildbot_worker().cmd_worker(args),
 }
 
 

@@ -10,6 +10,7 @@ APT_PACKAGES=(
   qemu-system-x86 busybox-static cpio zstd xz-utils  # VM tests
   python3-venv git ca-certificates
   chromium chromium-driver     # browser tests of the HTML report and the Buildbot dashboard
+  postgresql                   # the Buildbot master on PostgreSQL (a test starts its own cluster)
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -38,7 +39,7 @@ if [ ! -f "$stamp" ] || [ ! -x .venv/bin/pipeline ]; then
   fi
   echo "setup: installing Python dependencies from pyproject.toml into .venv"
   # requirements.lock pins the exact set the tests passed with (pyproject.toml holds ranges)
-  if ! .venv/bin/pip install -q -c requirements.lock -e '.[test,buildbot]' \
+  if ! .venv/bin/pip install -q -c requirements.lock -e '.[test,buildbot,postgres]' \
       >.stamps/pip.log 2>&1; then
     cat .stamps/pip.log >&2; echo "setup: pip install failed (log above)" >&2; exit 2
   fi

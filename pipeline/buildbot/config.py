@@ -16,7 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from buildbot.plugins import changes, schedulers, steps, util, worker
+from buildbot.config.errors import error as config_error
+from buildbot.plugins import changes, schedulers, util, worker
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
@@ -24,8 +25,9 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from pipeline.buildbot import selection
+from pipeline.buildbot.factory import eligible, job_factory, needs_capability, prefer_kvm
 from pipeline.buildbot.settings import Settings, load_settings
-from pipeline.buildbot.steps import CheckNeeds, JobReport, NeedsKicker, can_start_build
+from pipeline.buildbot.steps import NeedsKicker, can_start_build
 from pipeline.model.expand import expand
 from pipeline.model.matrix import load_matrix
 
@@ -154,37 +156,6 @@ class MatrixForceScheduler(schedulers.ForceScheduler):
             reason, sourcestamps, properties=properties, builderNames=names, **kw)
 
 
-class PipelineJob(steps.ShellCommand):
-    """`pipeline job ID --dir R --needs-dir R` on the worker; log.txt followed live."""
-
-    renderables = ["logfiles"]
-
-
-def _factory(job: Any, settings: Settings, artifacts_url: str) -> util.BuildFactory:
-    results = str(settings.results)
-    revision_dir = util.Interpolate(f"{results}/%(prop:got_revision)s")
-    factory = util.BuildFactory()
-    if job.needs:
-        factory.addStep(CheckNeeds(list(job.needs), results))
-    factory.addStep(steps.Git(
-        name="checkout", repourl=settings.repo, mode="full", method="clean",
-        workdir="build", haltOnFailure=True, logEnviron=False))
-    factory.addStep(PipelineJob(
-        name="job", description=f"{job.id}", descriptionDone=f"{job.id}",
-        command=[*settings.pipeline, "--matrix", "matrix.yml", "job", job.id,
-                 "--dir", revision_dir, "--needs-dir", revision_dir],
-        workdir="build",
-        logfiles={"log.txt": util.Interpolate(
-            f"{results}/%(prop:got_revision)s/{job.id}/log.txt")},
-        # stopping a build (or maxTime) sends SIGTERM first: `pipeline job` then stops its
-        # containers and QEMU by id and writes its results; SIGKILL 30 s later
-        timeout=None, maxTime=job.timeout + 600, sigtermTime=30, logEnviron=False,
-        env={"PYTHONUNBUFFERED": "1"}, haltOnFailure=False))
-    factory.addStep(JobReport(job.id, results, str(settings.basedir / "artifacts"),
-                              artifacts_url))
-    return factory
-
-
 def master_dir(buildbot_basedir: str | None, project: str | os.PathLike[str]) -> Path:
     """The master directory: $KMATRIX_BUILDBOT_DIR, else Buildbot's basedir when it is a
     master directory (has buildbot.tac), else <project>/.buildbot."""
@@ -198,20 +169,39 @@ def master_dir(buildbot_basedir: str | None, project: str | os.PathLike[str]) ->
 
 def _builders(jobs: list[Any], settings: Settings,
               artifacts_url: str) -> list[util.BuilderConfig]:
-    """One builder per job id, tagged by kind and axes, waiting for its needs."""
+    """One builder per job id, tagged by kind and axes, waiting for its needs, on the
+    workers that can run it (VM jobs: kvm workers first)."""
     needs_of = {j.id: list(j.needs) for j in jobs if j.needs}
-    worker_names = [w.name for w in settings.workers]
+    kvm = {w.name for w in settings.workers if "kvm" in w.capabilities}
+    check_workers(jobs, settings)
     return [
         util.BuilderConfig(
-            name=job.id, workernames=worker_names, factory=_factory(job, settings,
-                                                                     artifacts_url),
+            name=job.id, workernames=eligible(job, settings.workers),
+            factory=job_factory(job, settings, artifacts_url),
             tags=tags_of(job), canStartBuild=can_start_build(needs_of),
+            nextWorker=prefer_kvm(kvm) if needs_capability(job) == "qemu" and kvm else None,
             description=f"{job.name} {' '.join(job.axes().values())}".strip(),
             properties={"kmatrix_job": job.name, **{f"kmatrix_{k}": v
                                                    for k, v in job.axes().items()}},
         )
         for job in jobs
     ]
+
+
+def check_workers(jobs: list[Any], settings: Settings) -> None:
+    """A configuration error when no declared worker can run some of the jobs."""
+    orphans: dict[str, list[str]] = {}
+    for job in jobs:
+        if not eligible(job, settings.workers):
+            orphans.setdefault(needs_capability(job), []).append(job.id)
+    for capability, ids in sorted(orphans.items()):
+        shown = ", ".join(ids[:4]) + (f" and {len(ids) - 4} more" if len(ids) > 4 else "")
+        config_error(
+            f"kmatrix: no worker can run {shown}: they need a worker with "
+            f"`{capability}` in its capabilities (.buildbot/kmatrix.yml `workers:` or "
+            f"`local_worker_capabilities:`); workers: "
+            + (", ".join(f"{w.name} [{', '.join(sorted(w.capabilities))}]"
+                         for w in settings.workers) or "none"))
 
 
 def _schedulers(jobs: list[Any], matrix: Any, settings: Settings) -> list[Any]:

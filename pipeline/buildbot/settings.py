@@ -13,14 +13,15 @@ on 127.0.0.1) and a scaled-out setup (remote workers, PostgreSQL) lives here, ne
     branches: [main]          # branches that build (default: all)
     poll_interval: 600        # GitPoller safety net in seconds; the hook polls at once
     local_worker: true        # run a buildbot-worker next to the master
+    local_worker_capabilities: [docker, qemu]   # what the local worker may run
     max_builds: 2             # builds at once on the local worker
     workers:                  # remote workers; passwords come from a file or env only
-      - {name: big-1, password_file: /etc/kmatrix/big-1.pass}
-      - {name: big-2, password_env: KMATRIX_WORKER_BIG_2}
+      - {name: big-1, password_file: /etc/kmatrix/big-1.pass, capabilities: [docker]}
+      - {name: vm-1, password_env: KMATRIX_WORKER_VM_1, capabilities: [qemu, kvm]}
       - {name: big-3, max_builds: 4}       # password from $KMATRIX_BB_WORKER_PASSWORD_BIG_3
-    results_dir: /srv/kmatrix/results      # default <basedir>/results
-    transfer: local           # workers share results_dir with the master (only mode yet)
-    pipeline: [pipeline]      # command that runs `pipeline` on remote workers
+    results_dir: /srv/kmatrix/results      # default <basedir>/results (the master's only)
+    retention: {days: 30, revisions: 50, builds: 1000, store_mb: 2048}
+    pipeline: [pipeline]      # how the local worker runs pipeline (remote ones: `pipeline`)
     require_auth: auto        # auto: on unless bind is loopback (KMATRIX_BB_REQUIRE_AUTH)
     users_file: /etc/kmatrix/www-users     # `name:password` lines (default <basedir>/www-users)
     hook_secret_file: /etc/kmatrix/hook.secret  # default <basedir>/hook.secret
@@ -46,6 +47,7 @@ from typing import Any
 
 import yaml
 
+from pipeline.buildbot.retention import Retention
 from pipeline.errors import InputError
 
 SETTINGS_NAME = "kmatrix.yml"
@@ -58,13 +60,19 @@ HOOK_USER = "kmatrix-hook"
 ADMIN_USER = "admin"
 
 
+CAPABILITIES = ("docker", "qemu", "kvm")
+DEFAULT_CAPABILITIES = frozenset({"docker", "qemu"})
+
+
 @dataclass
 class WorkerSpec:
-    """A worker the master accepts."""
+    """A worker the master accepts, and what it can run: container jobs need `docker`,
+    VM jobs `qemu` (and go to `kvm` workers first)."""
 
     name: str
     password: str
     max_builds: int | None = None
+    capabilities: frozenset[str] = DEFAULT_CAPABILITIES
 
 
 @dataclass
@@ -84,7 +92,9 @@ class Settings:
     max_builds: int = 2
     workers: list[WorkerSpec] = field(default_factory=list)
     results_dir: Path | None = None
-    transfer: str = "local"
+    transfer: str = "upload"
+    retention: Retention = field(default_factory=Retention)
+    local_capabilities: frozenset[str] = DEFAULT_CAPABILITIES
     pipeline: list[str] = field(default_factory=list)
     require_auth: bool | str = "auto"
     users_file: Path | None = None
@@ -124,6 +134,11 @@ class Settings:
     @property
     def results(self) -> Path:
         return self.results_dir or self.basedir / "results"
+
+    @property
+    def store(self) -> Path:
+        """The master's result store (passed results by cache key, from every worker)."""
+        return self.basedir / "result-store"
 
     @property
     def local_worker_dir(self) -> Path:
@@ -211,7 +226,38 @@ def _worker(raw: dict[str, Any], env: dict[str, str]) -> WorkerSpec:
                              hint="set it, or give password_file: PATH")
         password = env[var]
     max_builds = raw.get("max_builds")
-    return WorkerSpec(name, password, int(max_builds) if max_builds else None)
+    return WorkerSpec(name, password, int(max_builds) if max_builds else None,
+                      capabilities(raw.get("capabilities"), f"worker {name!r}"))
+
+
+def capabilities(raw: Any, what: str) -> frozenset[str]:
+    """A worker's capabilities from a YAML list (default: docker and qemu)."""
+    if raw is None:
+        return DEFAULT_CAPABILITIES
+    values = [raw] if isinstance(raw, str) else raw
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise InputError(f"{what}: capabilities must be a list of {', '.join(CAPABILITIES)}")
+    unknown = sorted(set(values) - set(CAPABILITIES))
+    if unknown:
+        raise InputError(f"{what}: unknown capabilit{'y' if len(unknown) == 1 else 'ies'} "
+                         f"{', '.join(unknown)}", hint=f"known: {', '.join(CAPABILITIES)}")
+    return frozenset(values)
+
+
+def retention(raw: Any, path: Path) -> Retention:
+    """`retention: {days, revisions, builds, store_mb}` (each optional)."""
+    if raw is None:
+        return Retention()
+    fields = Retention.__dataclass_fields__
+    if not isinstance(raw, dict) or set(raw) - set(fields):
+        raise InputError(f"{path}: retention: expected a mapping of {', '.join(fields)}")
+    try:
+        values = {k: (float(v) if k == "days" else int(v)) for k, v in raw.items()}
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: retention: values must be numbers") from None
+    if any(v < 0 for v in values.values()):
+        raise InputError(f"{path}: retention: values must not be negative")
+    return Retention(**values)
 
 
 def _auth_mode(value: Any, path: Path) -> bool | str:
@@ -243,6 +289,8 @@ def _read(path: Path, env: dict[str, str]) -> dict[str, Any]:
         if env.get(var):
             data[key] = kind(env[var])
     known = set(Settings.__dataclass_fields__) - {"basedir", "users", "hook_secret"}
+    known.discard("local_capabilities")
+    known.add("local_worker_capabilities")
     unknown = set(data) - known
     if unknown:
         raise InputError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}",
@@ -286,17 +334,20 @@ def load_settings(basedir: str | Path, env: dict[str, str] | None = None,
                               "front), or drop require_auth")
     if settings.auth_required:
         _load_auth(settings, env, create_secrets)
-    if settings.transfer != "local":
-        raise InputError(f"transfer: {settings.transfer!r} is not supported yet",
-                         hint="workers must share results_dir with the master "
-                              "(docs/BUILDBOT.md, Limitation)")
+    if settings.transfer != "upload":
+        raise InputError(f"{path}: transfer: {settings.transfer!r} is no longer supported",
+                         hint="results move through Buildbot (upload) and workers share no "
+                              "disk with the master; drop the `transfer` key")
+    settings.retention = retention(data.get("retention"), path)
+    settings.local_capabilities = capabilities(data.get("local_worker_capabilities"),
+                                               "local_worker_capabilities")
     settings.pipeline = [str(w) for w in (data.get("pipeline") or [])] or (
         [sys.executable, "-m", "pipeline"])
     settings.workers = [_worker(w, env) for w in data.get("workers") or []]
     if settings.local_worker:
         settings.workers.insert(0, WorkerSpec(
             LOCAL_WORKER, local_worker_password(basedir, create=create_secrets),
-            settings.max_builds))
+            settings.max_builds, settings.local_capabilities))
     if not settings.workers:
         raise InputError("no workers: local_worker is false and `workers:` is empty")
     return settings

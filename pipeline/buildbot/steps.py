@@ -101,8 +101,21 @@ def revision_dir(results: Path, revision: str | None) -> Path:
     return results / (revision or "unknown")
 
 
+SKIP_PROPERTY = "kmatrix_skipped"
+
+
+def not_skipped(step: buildstep.BuildStep) -> bool:
+    """doStepIf of every step after CheckNeeds: false once a need failed."""
+    return not step.getProperty(SKIP_PROPERTY)
+
+
+def hide_skipped(results: int, _step: buildstep.BuildStep) -> bool:
+    return results == SKIPPED
+
+
 class CheckNeeds(buildstep.BuildStep):
-    """First step of a builder with needs: every need of this revision has passed."""
+    """First step of a builder with needs: every need of this revision has passed; if one
+    did not, the build ends SKIPPED with the reason (as `pipeline run` skips it)."""
 
     name = "needs"
     haltOnFailure = True
@@ -142,8 +155,11 @@ class CheckNeeds(buildstep.BuildStep):
                 failed.append(need)
         yield self.addCompleteLog("needs", "\n".join(lines) + "\n")
         if failed:
-            self.descriptionDone = [f"needs failed: {', '.join(failed)}"]
-            return FAILURE
+            reason = f"needs failed: {', '.join(failed)}"
+            self.setProperty(SKIP_PROPERTY, reason, "kmatrix")
+            self.descriptionDone = [f"skipped: {reason}"]
+            self.build.results = SKIPPED  # the build's result, not only this step's
+            return SKIPPED
         self.descriptionDone = [f"{len(self.needs)} needs passed"]
         return SUCCESS
 

@@ -227,6 +227,33 @@ class ResultCache:
                 files.append([rel, size, sha, stat.S_IMODE(path.stat().st_mode)])
         return files
 
+    def adopt(self, path: Path) -> str | None:
+        """Take in an entry another store wrote (e.g. uploaded by a Buildbot worker): its
+        key if it was valid and is now here, else None (the directory is removed)."""
+        try:
+            key = json.loads((path / "manifest.json").read_text())["body"]["key"]
+        except (OSError, ValueError, KeyError, TypeError):
+            key = None
+        if not isinstance(key, str) or not key.isalnum() or not self._valid(key, path):
+            shutil.rmtree(path, ignore_errors=True)
+            return None
+        final = self.path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if not self._publish(key, path, final):
+            shutil.rmtree(path, ignore_errors=True)
+        self.prune()
+        return key
+
+    def entry_files(self, key: str) -> list[str]:
+        """Paths (relative to the entry) of a valid entry's files, manifest last; [] if
+        there is no valid entry for the key."""
+        path = self.path(key)
+        if not path.is_dir() or not self._valid(key, path):
+            return []
+        body = self._read(key, path).body
+        return [f"files/{rel}" for rel, _size, _sha, _mode in body["files"]] + \
+            ["manifest.json"]
+
     def _publish(self, key: str, tmp: Path, final: Path) -> bool:
         for _attempt in range(3):
             try:

@@ -115,8 +115,16 @@ def test_builders_and_tags(config):
     assert builders["docs"].tags == ["job:docs"]
     assert all(b.workernames == ["local"] for b in builders.values())
     assert all(b.canStartBuild is not None for b in builders.values())
-    assert len(builders["vm-test/6.1"].factory.steps) == 4  # needs, checkout, job, report
-    assert len(builders["kmod-build/6.1"].factory.steps) == 3
+    prepare = ["clean out", "clean needs", "clean cache", "checkout"]
+    publish = ["upload results", "upload to the store", "publish", "report"]
+    assert step_names(builders["vm-test/6.1"]) == [
+        "needs", *prepare, "needs artifacts", "key", "cache lookup", "job", *publish]
+    assert step_names(builders["kmod-build/6.1"]) == [
+        *prepare, "key", "cache lookup", "job", *publish]
+
+
+def step_names(builder) -> list[str]:
+    return [step.buildStep().name for step in builder.factory.steps]
 
 
 def test_schedulers_filter_by_inputs_and_force_choices(config):

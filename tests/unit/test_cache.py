@@ -366,3 +366,31 @@ def test_a_change_to_the_result_shaping_code_invalidates_every_key(project_copy:
     monkeypatch.setattr(cache, "_TOOL_DIGEST", "0" * 16)  # as if runner.py had changed
     after = all_keys(project_copy)
     assert all(before[j] != after[j] for j in before if before[j] is not None)
+
+
+@pytest.mark.parametrize("damage", [None, "manifest", "content", "key"])
+def test_adopt_takes_in_only_valid_entries_from_another_store(tmp_path: Path,
+                                                              damage: str | None) -> None:
+    """A worker's entry uploaded to the master: kept when intact, dropped otherwise."""
+    worker = ResultCache(tmp_path / "worker", 1 << 30)
+    master = ResultCache(tmp_path / "master", 1 << 30)
+    assert worker.store(KEY, job_files(tmp_path / "job"), CACHED_FILES, {"job": "j"})
+    uploaded = tmp_path / "incoming"
+    shutil.copytree(worker.path(KEY), uploaded)
+    if damage == "manifest":
+        (uploaded / "manifest.json").write_text("{")
+    elif damage == "content":
+        (uploaded / "files" / "artifacts" / "vexfs.ko").write_bytes(b"MODULE")
+    elif damage == "key":
+        (uploaded / "manifest.json").write_text(
+            (uploaded / "manifest.json").read_text().replace(KEY, "../" + KEY[3:]))
+    adopted = master.adopt(uploaded)
+    assert not uploaded.exists()
+    if damage is None:
+        assert adopted == KEY
+        assert master.entry_files(KEY)[-1] == "manifest.json"
+        assert "files/artifacts/vexfs.ko" in master.entry_files(KEY)
+        assert master.lookup(KEY) is not None
+    else:
+        assert adopted is None and master.lookup(KEY) is None
+        assert master.entry_files(KEY) == []
