@@ -34,7 +34,8 @@ def free_port() -> int:
 class MasterHarness:
     """Project copy + origin.git + running master/worker. Call stop() in a finalizer."""
 
-    def __init__(self, tmp: Path, source_root: Path, matrix_text: str) -> None:
+    def __init__(self, tmp: Path, source_root: Path, matrix_text: str,
+                 settings: str = "") -> None:
         self.tmp = Path(tmp)
         self.project = self.tmp / "project"
         self.origin = self.tmp / "origin.git"
@@ -58,7 +59,8 @@ class MasterHarness:
         self.www_port, self.pb_port = free_port(), free_port()
         self.basedir.mkdir()
         (self.basedir / "kmatrix.yml").write_text(
-            f"www_port: {self.www_port}\npb_port: {self.pb_port}\n")
+            f"www_port: {self.www_port}\npb_port: {self.pb_port}\n{settings}")
+        self.local_worker = "local_worker: false" not in settings
         self.url = f"http://127.0.0.1:{self.www_port}/"
         self.started = False
 
@@ -77,7 +79,8 @@ class MasterHarness:
         self.started = True
         out = self.cli("master", "start")
         assert self.url in out.stdout, out.stdout
-        self.wait_for(lambda: self.worker_connected(), 60, "the local worker to connect")
+        if self.local_worker:
+            self.wait_for(lambda: self.worker_connected(), 60, "the local worker to connect")
         # the GitPoller's first poll records the branch heads (and starts no build)
         self.wait_for(lambda: "gitpoller: processing changes" in self.master_log(), 60,
                       "the first poll")
@@ -134,6 +137,14 @@ class MasterHarness:
         except OSError:
             return False
         return any(w["connected_to"] for w in workers)
+
+    def connected_workers(self) -> set[str]:
+        """Names of the workers connected to the master now."""
+        try:
+            workers = self.api("workers")["workers"]
+        except OSError:
+            return set()
+        return {w["name"] for w in workers if w["connected_to"]}
 
     def builders(self, active: bool = True) -> dict[str, dict[str, Any]]:
         return {b["name"]: b for b in self.api("builders")["builders"]

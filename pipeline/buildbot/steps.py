@@ -18,7 +18,7 @@ from typing import Any
 
 from buildbot.data import resultspec
 from buildbot.process import buildstep
-from buildbot.process.results import FAILURE, SKIPPED, SUCCESS, WARNINGS, Results
+from buildbot.process.results import EXCEPTION, FAILURE, SKIPPED, SUCCESS, WARNINGS, Results
 from buildbot.util import service
 from buildbot.util.test_result_submitter import TestResultSubmitter
 from twisted.internet import defer
@@ -120,6 +120,7 @@ class CheckNeeds(buildstep.BuildStep):
     name = "needs"
     haltOnFailure = True
     flunkOnFailure = True
+    updateBuildSummaryPolicy = [FAILURE, SKIPPED, EXCEPTION]  # the reason is the build's
 
     def __init__(self, needs: list[str], results: str, **kwargs: Any) -> None:
         self.needs = list(needs)

@@ -9,6 +9,7 @@ requirements.lock); kmatrix itself is reinstalled from a copy of the source ever
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pwd
@@ -86,12 +87,15 @@ class TestWorker:
 
     def __init__(self, name: str, user: str, root: Path, venv: Path) -> None:
         self.name, self.user, self.venv = name, user, venv
-        self.home = root / user
-        self.basedir = self.home / "worker"
+        # HOME (kmatrix's caches: kernel packages) outlives the test, like a machine's;
+        # the worker's base directory is new for every test
+        self.home = Path(f"/var/tmp/kmatrix-test-home-{user}")
         self.account = ensure_user(user, self.home)
-        self.home.mkdir(parents=True, exist_ok=True)
-        os.chown(self.home, self.account.pw_uid, self.account.pw_gid)
-        os.chmod(self.home, 0o700)
+        self.basedir = root / user
+        for path in (self.home, self.basedir):
+            path.mkdir(parents=True, exist_ok=True)
+            os.chown(path, self.account.pw_uid, self.account.pw_gid)
+            os.chmod(path, 0o700)
 
     def env(self) -> dict[str, str]:
         path = f"{self.venv}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -109,38 +113,95 @@ class TestWorker:
         return proc
 
     def create(self, master: str, password: str) -> None:
-        secret = self.home / "worker.pass"
+        secret = self.basedir / "worker.pass"
         secret.write_text(password + "\n")
         os.chown(secret, self.account.pw_uid, self.account.pw_gid)
         os.chmod(secret, 0o600)
         self.as_user("pipeline", "worker", "create", self.name, "--master", master,
-                     "--password-file", str(secret), "--basedir", str(self.basedir))
+                     "--password-file", str(secret), "--basedir", str(self.basedir / "bb"))
 
     def start(self) -> None:
-        self.as_user("pipeline", "worker", "start", "--basedir", str(self.basedir))
+        self.as_user("pipeline", "worker", "start", "--basedir", str(self.basedir / "bb"))
 
     def pid(self) -> int | None:
         try:
-            pid = int((self.basedir / "twistd.pid").read_text().strip())
+            pid = int((self.basedir / "bb" / "twistd.pid").read_text().strip())
         except (OSError, ValueError):
             return None
         return pid if Path(f"/proc/{pid}").exists() else None
 
     def kill(self) -> None:
-        """SIGKILL the worker process (as a machine that dies would stop answering)."""
-        pid = self.pid()
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
+        """SIGKILL every process of the worker's user, as if its machine died (the
+        containers its jobs started run on, as on a machine cut off the network)."""
+        for _round in range(3):
+            pids = processes_of(self.account.pw_uid)
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + 10
-            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            while any(Path(f"/proc/{p}").exists() for p in pids) and \
+                    time.monotonic() < deadline:
                 time.sleep(0.1)
 
     def stop(self) -> None:
         if self.pid() is not None:
-            self.as_user("pipeline", "worker", "stop", "--basedir", str(self.basedir),
+            self.as_user("pipeline", "worker", "stop", "--basedir", str(self.basedir / "bb"),
                          check=False)
         self.kill()
 
     def log(self) -> str:
-        path = self.basedir / "twistd.log"
+        path = self.basedir / "bb" / "twistd.log"
         return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class GitServer:
+    """`git daemon` serving one directory's repositories read-only on 127.0.0.1: how
+    workers on other machines reach the pushed revisions (they cannot read its files)."""
+
+    def __init__(self, base: Path) -> None:
+        self.base, self.port = Path(base), free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, repo: str) -> str:
+        return f"git://127.0.0.1:{self.port}/{repo}"
+
+    def start(self) -> GitServer:
+        self.proc = subprocess.Popen(
+            ["git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1",
+             f"--port={self.port}", f"--base-path={self.base}", "--informative-errors",
+             str(self.base)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            probe = subprocess.run(["git", "ls-remote", self.url("origin.git")],
+                                   capture_output=True, timeout=20)
+            if probe.returncode == 0:
+                return self
+            time.sleep(0.2)
+        raise RuntimeError("git daemon did not answer")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+            self.proc = None
+
+
+def processes_of(uid: int) -> list[int]:
+    """Pids of the processes a (test) user runs now."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
