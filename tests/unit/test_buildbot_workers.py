@@ -100,3 +100,11 @@ def test_a_matrix_no_worker_can_run_is_a_configuration_error(tmp_path, monkeypat
     message = str(raised.value.errors)
     assert "no worker can run vm-test/6.1, vm-test/6.12" in message
     assert "`qemu` in its capabilities" in message and "local [docker]" in message
+
+
+def test_durations_the_database_cannot_hold_are_left_out() -> None:
+    from pipeline.buildbot.steps import MAX_DURATION_NS, duration_ns
+
+    assert duration_ns(1.5) == 1_500_000_000
+    assert duration_ns(MAX_DURATION_NS / 1e9) == MAX_DURATION_NS
+    assert duration_ns(3.594) is None  # a 3.6 s build step overflowed PostgreSQL's integer
