@@ -142,7 +142,8 @@ class Publish(buildstep.BuildStep):
             lines.append(f"results: {final}")
         stored = Path(incoming(Path(self.store) / "incoming", props))
         store = ResultCache(Path(self.store), self.retention.store_mb * 1024 * 1024)
-        for entry in sorted(stored.glob("v*/*/*")) if stored.is_dir() else []:
+        # the upload holds v1/ of the build's store: <key[:2]>/<key>/ entries
+        for entry in sorted(stored.glob("*/*")) if stored.is_dir() else []:
             key = store.adopt(entry)
             lines.append(f"stored: {key}" if key else f"dropped an invalid entry {entry.name}")
         shutil.rmtree(stored, ignore_errors=True)
