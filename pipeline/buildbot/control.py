@@ -73,24 +73,47 @@ def read_pid(directory: Path) -> int | None:
     return pid if b"twistd" in cmdline or b"buildbot" in cmdline else None
 
 
-def _stop(directory: Path, what: str, timeout: float = 30.0) -> bool:
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie (ours, not reaped yet) counts as gone
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _stop(directory: Path, what: str, timeout: float | None = None) -> bool:
+    """SIGTERM the twistd of `directory`, SIGKILL if it is still there after `timeout`;
+    say which. False if it was not running."""
     pid = read_pid(directory)
     if pid is None:
         return False
+    timeout = stop_timeout() if timeout is None else timeout
+    started = time.monotonic()
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if read_pid(directory) != pid and not Path(f"/proc/{pid}").exists():
-            break
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
+    while _alive(pid) and time.monotonic() - started < timeout:
         time.sleep(0.2)
-    else:
+    if _alive(pid):
         os.kill(pid, signal.SIGKILL)
-    print(f"stopped {what} (pid {pid})")
+        while _alive(pid) and time.monotonic() - started < timeout + 10:
+            time.sleep(0.1)
+        print(f"{what} (pid {pid}) did not stop within {timeout:.0f} s of SIGTERM: killed")
+    else:
+        print(f"stopped {what} (pid {pid}) in {time.monotonic() - started:.1f} s")
     return True
+
+
+def stop_timeout() -> float:
+    """Seconds a process gets after SIGTERM ($KMATRIX_BB_STOP_TIMEOUT, default 60)."""
+    try:
+        return max(1.0, float(os.environ.get("KMATRIX_BB_STOP_TIMEOUT", "60")))
+    except ValueError:
+        return 60.0
 
 
 def _run(cmd: list[str], env: dict[str, str], what: str) -> None:
@@ -154,22 +177,47 @@ def start(matrix: Path, basedir: Path) -> int:
 
 
 def stop(basedir: Path) -> int:
-    stopped = _stop(basedir / "worker", "local worker")
-    stopped = _stop(basedir, "master") or stopped
-    if not stopped:
+    """Interrupt the running builds (their jobs stop their containers and VMs and upload
+    what they have), stop the master, then the local worker."""
+    from pipeline.buildbot.api import MasterApi
+
+    pid = read_pid(basedir)
+    if pid is not None:
+        api = MasterApi.for_master(basedir)
+        stopped = api.stop_running_builds("pipeline master stop", stop_timeout())
+        if stopped is None:
+            print("the master's web API did not answer: running builds were not stopped")
+        elif stopped:
+            print(f"interrupted {len(stopped)} running build(s): {', '.join(stopped)}")
+    master = _stop(basedir, "master")
+    worker = _stop(basedir / "worker", "local worker")
+    if not (master or worker):
         print("nothing was running")
     return EXIT_OK
 
 
 def status(basedir: Path) -> int:
-    from pipeline.buildbot.settings import load_settings
+    """What runs, asked of the master's web API: a master that does not answer is not
+    running (exit 1), whatever its pid file says."""
+    from pipeline.buildbot.api import MasterApi
 
     master, worker = read_pid(basedir), read_pid(basedir / "worker")
-    print(f"master: {f'running (pid {master})' if master else 'stopped'}  ({basedir})")
-    print(f"local worker: {f'running (pid {worker})' if worker else 'stopped'}")
-    if master and (basedir / "buildbot.tac").is_file():
-        print(f"web UI: {load_settings(basedir, create_secrets=False).www_url}")
-    return EXIT_OK if master else EXIT_FAILED
+    local = f"running (pid {worker})" if worker else "stopped"
+    if not master:
+        print(f"master: stopped  ({basedir})")
+        print(f"local worker: {local}")
+        return EXIT_FAILED
+    api = MasterApi.for_master(basedir)
+    workers = api.workers()
+    if workers is None:
+        print(f"master: not answering on {api.url} (pid {master}): frozen or starting")
+        print(f"local worker: {local}")
+        return EXIT_FAILED
+    print(f"master: running (pid {master}), web UI {api.url}  ({basedir})")
+    print(f"local worker: {local}")
+    for name, connected in sorted(workers.items()):
+        print(f"worker {name}: {'connected' if connected else 'not connected'}")
+    return EXIT_OK
 
 
 def cmd_master(args: argparse.Namespace) -> int:

@@ -9,8 +9,12 @@ directory is root's alone (0700). The repository reaches the workers over git://
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -289,3 +293,69 @@ def test_master_on_postgresql(tmp_path_factory) -> None:
             assert not (master.basedir / "state.sqlite").exists()
         finally:
             master.stop()
+
+
+def test_master_control_tells_the_truth(tmp_path_factory) -> None:
+    """status asks the web API; stop interrupts builds cleanly and says when it killed."""
+    master = MasterHarness(tmp_path_factory.mktemp("control"), ROOT, SLOW_MATRIX)
+    try:
+        master.start()
+        status = master.cli("master", "status")
+        assert "master: running" in status.stdout and "worker local: connected" in status.stdout
+        revision, _, _ = master.commit_and_push({"kernel/README.kmatrix-test": "c\n"}, "c")
+
+        def job_running() -> bool:
+            build = master.builds_for(revision).get("kmod-build/6.1")
+            steps = master.api(f"builds/{build['buildid']}/steps")["steps"] if build else []
+            return any(s["name"] == "job" and s["started_at"] for s in steps)
+
+        master.wait_for(job_running, 300, "the job step to start", every=0.5)
+        time.sleep(2)
+        pid = int((master.basedir / "twistd.pid").read_text())
+        os.kill(pid, signal.SIGSTOP)  # a frozen master is not "running"
+        try:
+            frozen = master.cli("master", "status", check=False)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert frozen.returncode == 1 and "not answering" in frozen.stdout, frozen.stdout
+
+        stop = master.cli("master", "stop")
+        master.started = False
+        assert "interrupted 1 running build(s): kmod-build/6.1 #1" in stop.stdout, stop.stdout
+        assert re.search(r"stopped master \(pid \d+\) in", stop.stdout)
+        assert "stopped local worker" in stop.stdout and "killed" not in stop.stdout
+        meta = master.basedir / "results" / revision / "kmod-build/6.1" / "metadata.json"
+        assert json.loads(meta.read_text())["status"] == "interrupted"  # uploaded, kept
+        assert not containers_under(master.tmp)
+        down = master.cli("master", "status", check=False)
+        assert down.returncode == 1 and "master: stopped" in down.stdout
+
+        master.start()  # a master that ignores SIGTERM is killed, and the user is told
+        pid = int((master.basedir / "twistd.pid").read_text())
+        os.kill(pid, signal.SIGSTOP)
+        proc = subprocess.run([sys.executable, "-m", "pipeline", "--matrix",
+                               str(master.project / "matrix.yml"), "master", "stop"],
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "KMATRIX_BB_STOP_TIMEOUT": "2"})
+        master.started = False
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"master (pid {pid}) did not stop within 2 s of SIGTERM: killed" in proc.stdout
+        assert gone(pid)
+    finally:
+        master.stop()
+
+
+def gone(pid: int) -> bool:
+    """Not running: no such process, or a zombie nobody reaped (this machine's pid 1)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def containers_under(root: Path) -> list[str]:
+    import docker
+
+    return [c.id for c in docker.from_env().containers.list(all=True)
+            if any(str(m.get("Source", "")).startswith(str(root))
+                   for m in c.attrs.get("Mounts") or [])]
