@@ -203,7 +203,7 @@ def test_failed_need_is_skipped(cluster: Cluster) -> None:
     steps = master.api(f"builds/{vm['buildid']}/steps")["steps"]
     ran = [s["name"] for s in steps if s["results"] != 3]
     assert ran == ["worker_preparation"], ran  # nothing ran on the worker
-    assert [s["name"] for s in steps if s["results"] == 3][0] == "needs"
+    assert next(s["name"] for s in steps if s["results"] == 3) == "needs"
 
 
 def test_worker_lost_mid_build_is_retried_elsewhere(tmp_path_factory) -> None:
