@@ -33,7 +33,7 @@ PROJECT_PARTS = ("matrix.yml", "matrix.lock", "images", "kernel", "userspace")
 IGNORE = shutil.ignore_patterns("target", "*.o", "*.ko", "*.mod*", ".*.cmd", "Module.symvers",
                                 "modules.order")
 JOB_A = "kmod-build/6.1"
-ALL = "abcdef"
+ALL = "abcdefh"
 TABLE_START, TABLE_END = "<!-- bench:table -->", "<!-- /bench:table -->"
 
 
@@ -238,7 +238,7 @@ jobs:
 def bench_f(tmp: Path, runs: int) -> dict[str, Any]:
     """Push-to-build-start latency through a real master + worker (MasterHarness)."""
     try:
-        from pipeline.buildbot.testing import MasterHarness
+        from tests.buildbot_harness import MasterHarness
     except ImportError as exc:
         return {"title": "push-to-build-start latency (Buildbot)", "value": None, "unit": "s",
                 "goal": "-", "met": None, "detail": f"skipped: {exc}"}
@@ -316,10 +316,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=ALL, help="which benchmarks, e.g. 'a,e' (default all)")
     parser.add_argument("--runs", type=int, default=5, help="repetitions where medians are taken")
+    parser.add_argument("--runs-h", type=int, default=1,
+                        help="pairs of (h) runs (each is 20 builds on 1 worker, then on 2)")
     parser.add_argument("-j", "--parallel", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
-    only = set(re.sub(r"[^a-f]", "", args.only))
+    only = set(re.sub(r"[^a-h]", "", args.only))
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="kmatrix-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -338,6 +340,10 @@ def main(argv: list[str] | None = None) -> int:
             results["e"] = bench_e(args.runs)
         if "f" in only:
             results["f"] = bench_f(tmp, min(args.runs, 3))
+        if "h" in only:  # one pair is 20 + 20 builds (minutes): --runs-h for more
+            from bench.buildbot_workers import bench_h
+
+            results["h"] = bench_h(tmp, args.runs_h, log)
     env = environment()
     for row in results.values():
         row["measured"] = env["date"]
