@@ -115,6 +115,16 @@ BAD = [
     (["hook", "install", "a-directory"], "not a git repository"),
     (["hook", "remove", "x"], "invalid choice: 'remove'"),
     (["schema", "extra"], "unrecognized arguments: extra"),
+    (["worker"], "the following arguments are required: action"),
+    (["worker", "create"], "`pipeline worker create` needs the worker's name"),
+    (["worker", "create", "bad name!"], "worker name 'bad name!' is not valid"),
+    (["worker", "create", "w1"], "needs --master HOST:PORT"),
+    (["worker", "create", "w1", "--master", "host"], "--master 'host' is not HOST:PORT"),
+    (["worker", "create", "w1", "--master", "host:99999"], "is not HOST:PORT"),
+    (["worker", "create", "w1", "--master", "h:9989", "--password-file", "missing.pass"],
+     "--password-file missing.pass: cannot read it"),
+    (["worker", "create", "w1", "--master", "h:9989"], "$KMATRIX_WORKER_PASSWORD is empty"),
+    (["worker", "start", "--basedir", "a-directory"], "a-directory holds no worker"),
     (["lock", "--update=yes"], "ignored explicit argument"),
 ]
 
