@@ -143,11 +143,13 @@ class SourceTree:
 
 
 def docker_image_id(client: Any) -> Callable[[str], str | None]:
-    """tag -> local image id (None when absent), asking the Docker engine."""
+    """tag -> local image id (None when absent or without a Docker client)."""
 
     def lookup(tag: str) -> str | None:
         import docker.errors
 
+        if client is None:  # no Docker here (a VM-only worker): no image, no key
+            return None
         try:
             return str(client.images.get(tag).id)
         except docker.errors.ImageNotFound:

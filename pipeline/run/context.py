@@ -122,14 +122,21 @@ def build_context(matrix: Matrix, jobs: list[Job], run_id: str, run_dir: Path, s
                   all_jobs: list[Job] | None = None, read_cache: bool = True,
                   client: Any = None) -> RunContext:
     """The RunContext for running `jobs` of `matrix` into run_dir (`say` shows messages,
-    `verbose` also job output); Docker's client is made when not given."""
+    `verbose` also job output); Docker's client is made when not given. VM jobs need no
+    Docker: without it, they run (their needs' keys, hence theirs, are then unknown)."""
+    from pipeline.errors import EnvironmentProblem
     from pipeline.run.executor import ContainerRunner, docker_client
     from pipeline.run.store import ResultCache
 
     keyed = with_needs(jobs, all_jobs or jobs)
     kernels = locked_kernels(matrix, keyed)
     catalog = ImageCatalog(matrix.root / "images")
-    client = client or docker_client()
+    if client is None:
+        try:
+            client = docker_client()
+        except EnvironmentProblem:
+            if any(j.spec.vm is None for j in jobs):
+                raise
     images = ImageBuilder(client, catalog, image_base(matrix), log=lambda m: say(f"  {m}"))
     flavour_caches = {n: dict(catalog.spec[n].get("caches") or {}) for n in catalog.names()}
 

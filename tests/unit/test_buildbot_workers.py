@@ -108,3 +108,16 @@ def test_durations_the_database_cannot_hold_are_left_out() -> None:
     assert duration_ns(1.5) == 1_500_000_000
     assert duration_ns(MAX_DURATION_NS / 1e9) == MAX_DURATION_NS
     assert duration_ns(3.594) is None  # a 3.6 s build step overflowed PostgreSQL's integer
+
+
+def test_a_vm_job_needs_no_docker_on_its_worker(tmp_path) -> None:
+    """A qemu-only worker has no Docker Engine: its VM jobs still get a (keyless) run."""
+    from tests.conftest import run_cli
+
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}
+    vm = run_cli("job", "vm-test/6.1", "--dir", str(tmp_path / "out"), "--print-key",
+                 env=env, timeout=120)
+    assert vm.returncode == 0 and vm.stdout == "\n", vm.stdout + vm.stderr
+    build = run_cli("job", "kmod-build/6.1", "--dir", str(tmp_path / "out"), "--print-key",
+                    env=env, timeout=120)
+    assert build.returncode == 2 and "Docker is not reachable" in build.stderr
