@@ -120,7 +120,19 @@ def _run(cmd: list[str], env: dict[str, str], what: str) -> None:
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise PipelineError(f"{what} failed ({proc.returncode}): "
-                            f"{(proc.stdout + proc.stderr).strip()[-2000:]}")
+                            f"{config_errors(proc.stdout + proc.stderr)[-2000:]}")
+
+
+def config_errors(output: str) -> str:
+    """Buildbot's own "Configuration Errors:" list when there is one (not the traceback
+    before it), without the per-builder echoes of an error kmatrix already explained."""
+    text = output.strip()
+    if "Configuration Errors:" not in text:
+        return text
+    lines = text[text.index("Configuration Errors:"):].splitlines()
+    explained = any("kmatrix: no worker can run" in line for line in lines)
+    return "\n".join(line for line in lines if not (
+        explained and "at least one workername is required" in line))
 
 
 def master_config_file(matrix: Path, basedir: Path) -> Path:

@@ -6,6 +6,7 @@ each test pushes its own commit and checks what the REST API shows for that revi
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -216,3 +217,26 @@ def test_editing_matrix_then_reconfig_updates_builders(master):
     gone = master.wait_for(lambda: "kmod-lint/6.1" not in master.builders() and
                            master.builders(), 30, "the builder to go")
     assert {"kmod-build/6.1", "kmod-check/6.1", "crate-test/default"} <= set(gone)
+
+
+def test_a_matrix_no_worker_can_run_stops_the_start_with_one_message(tmp_path):
+    """`pipeline master start` on a matrix whose VM tests no declared worker can run."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for part in ("matrix.yml", "matrix.lock", "images", "kernel", "userspace"):
+        src = ROOT / part
+        if src.is_dir():
+            shutil.copytree(src, project / part, ignore=shutil.ignore_patterns("target"))
+        else:
+            shutil.copy(src, project / part)
+    (project / ".buildbot").mkdir()
+    (project / ".buildbot" / "kmatrix.yml").write_text(
+        "www_port: 18777\npb_port: 18778\nlocal_worker_capabilities: [docker]\n")
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "--matrix",
+                           str(project / "matrix.yml"), "master", "start"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "no worker can run vm-test/5.10, vm-test/6.1" in proc.stderr
+    assert "need a worker with `qemu` in its capabilities" in proc.stderr
+    assert "Traceback" not in proc.stderr and "workername is required" not in proc.stderr
+    assert not (project / ".buildbot" / "twistd.pid").exists()
