@@ -86,6 +86,24 @@ class MarkedList(list):
     item_texts: dict[int, str]
 
 
+def remarked(value: Any, mark: Mark) -> Any:
+    """A deep copy of marked data with every mark replaced by `mark` (source texts kept):
+    data taken from another file (a built-in recipe) is then located where it was used."""
+    if isinstance(value, MarkedDict):
+        out = MarkedDict((k, remarked(v, mark)) for k, v in value.items())
+        out.mark = mark
+        out.key_marks = dict.fromkeys(value.key_marks, mark)
+        out.value_marks = dict.fromkeys(value.value_marks, mark)
+        out.key_texts, out.value_texts = dict(value.key_texts), dict(value.value_texts)
+        return out
+    if isinstance(value, MarkedList):
+        items = MarkedList(remarked(v, mark) for v in value)
+        items.mark, items.item_marks = mark, [mark] * len(value.item_marks)
+        items.item_texts = dict(value.item_texts)
+        return items
+    return value
+
+
 def _mark(path: str, node: Any) -> Mark:
     """Our Mark for a node, an event or a parser mark (PyYAML's or libyaml's)."""
     start = getattr(node, "start_mark", node)

@@ -118,3 +118,16 @@ def test_editing_the_recipe_changes_the_shipped_kmod_build_job(
         assert "KCFLAGS=-Werror" in old.spec.steps[0].run
         assert new.spec.steps[0].run == old.spec.steps[0].run.replace("-Werror", "-Wextra")
         assert new.spec.inputs == ("kernel/**", "Kbuild.extra")
+
+
+def test_problems_a_recipe_brings_are_located_at_the_kind_line() -> None:
+    """A recipe's keys that do not fit the job are the user's `kind:` line's, not the
+    package's recipe file's (found by the shipped-matrix fuzzer)."""
+    matrix = load("""\
+        boot:
+          over: [kernel]
+          kind: cargo-build
+          vm: {command: "true"}
+        """)
+    (warning,) = [w for w in matrix.warnings if "`image` is not used" in w.message]
+    assert warning.mark.path == "matrix.yml" and warning.mark.line == 6

@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pipeline.model.yamlmarks import MarkedDict, load_yaml_file, merged, without
+from pipeline.model.yamlmarks import MarkedDict, load_yaml_file, mark_of, merged, remarked, without
 
 RECIPES = Path(__file__).resolve().parent
 
@@ -22,7 +22,7 @@ def recipe_names() -> list[str]:
 
 @cache
 def load_recipe(kind: str) -> MarkedDict:
-    """A recipe, with marks pointing into its file (so its problems are located too)."""
+    """A recipe, with marks pointing into its file."""
     return load_yaml_file(RECIPES / f"{kind}.yml")
 
 
@@ -38,7 +38,8 @@ def apply_kinds(data: Any) -> Any:
     for name, job in list(data["jobs"].items()):
         if not isinstance(job, MarkedDict) or job.get("kind") not in known:
             continue
-        recipe = load_recipe(job["kind"])
+        # the recipe's values are located at the job's `kind:` line: the user's file
+        recipe = remarked(load_recipe(job["kind"]), mark_of(job, "kind"))
         if any(k in job for k in ("steps", "run", "vm")):
             recipe = without(recipe, ("steps", "run", "results", "vm"))
         data["jobs"][name] = merged(recipe, job, deep=("env",))
