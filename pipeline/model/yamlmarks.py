@@ -44,64 +44,12 @@ class MarkedDict(dict):
     value_texts: dict[Any, str]
 
 
-def merged(base: MarkedDict, over: MarkedDict, deep: tuple[str, ...] = ()) -> MarkedDict:
-    """`base` with `over`'s keys on top, every key keeping the marks of where it came from.
-
-    Keys listed in `deep` whose values are mappings on both sides are merged one level.
-    """
-    result = MarkedDict()
-    result.mark = over.mark
-    result.key_marks, result.value_marks, result.key_texts, result.value_texts = {}, {}, {}, {}
-    for source in (base, over):
-        for key, value in source.items():
-            if key in deep and isinstance(value, MarkedDict) \
-                    and isinstance(result.get(key), MarkedDict):
-                value = merged(result[key], value)
-            result[key] = value
-            for attr in ("key_marks", "value_marks", "key_texts", "value_texts"):
-                table = getattr(source, attr, {})
-                if key in table:
-                    getattr(result, attr)[key] = table[key]
-                else:
-                    getattr(result, attr).pop(key, None)
-    return result
-
-
-def without(mapping: MarkedDict, keys: tuple[str, ...]) -> MarkedDict:
-    """A copy of a marked mapping without some keys."""
-    empty = MarkedDict()
-    empty.mark = mapping.mark
-    empty.key_marks, empty.value_marks, empty.key_texts, empty.value_texts = {}, {}, {}, {}
-    trimmed = merged(empty, mapping)
-    for key in keys:
-        trimmed.pop(key, None)
-    return trimmed
-
-
 class MarkedList(list):
     """A sequence that knows its own mark and the marks (and source texts) of its items."""
 
     mark: Mark
     item_marks: list[Mark]
     item_texts: dict[int, str]
-
-
-def remarked(value: Any, mark: Mark) -> Any:
-    """A deep copy of marked data with every mark replaced by `mark` (source texts kept):
-    data taken from another file (a built-in recipe) is then located where it was used."""
-    if isinstance(value, MarkedDict):
-        out = MarkedDict((k, remarked(v, mark)) for k, v in value.items())
-        out.mark = mark
-        out.key_marks = dict.fromkeys(value.key_marks, mark)
-        out.value_marks = dict.fromkeys(value.value_marks, mark)
-        out.key_texts, out.value_texts = dict(value.key_texts), dict(value.value_texts)
-        return out
-    if isinstance(value, MarkedList):
-        items = MarkedList(remarked(v, mark) for v in value)
-        items.mark, items.item_marks = mark, [mark] * len(value.item_marks)
-        items.item_texts = dict(value.item_texts)
-        return items
-    return value
 
 
 def _mark(path: str, node: Any) -> Mark:
