@@ -1,22 +1,25 @@
 """The "Matrix" page (buildbot-wsgi-dashboards, Flask + Jinja2).
 
-For one commit (?revision=PREFIX) or the newest built commit of a branch (?branch=NAME),
-the run report's matrix (pipeline/report/view.py, templates/matrix.html.j2): axis values
-x job kinds, each cell the newest build of that builder for the commit, its Buildbot result
-mapped onto the one status model, with pass/fail test counts from the test-results API and
-a link to the build. Also serves kept build files (/artifacts/...) and the per-revision
-results directories (/results/...).
+For one commit (?revision=PREFIX), the run report's matrix (pipeline/report/view.py,
+templates/matrix.html.j2): axis values x job kinds, each cell the newest build of that
+builder for the commit, its Buildbot result mapped onto the one status model, with
+pass/fail test counts from the test-results API and a link to the build. For a branch
+(?branch=NAME, and /api/branch/NAME as JSON), the branch's state: each cell's newest build
+among the branch's last BRANCH_DEPTH built commits, "carried" when that commit is older
+than the head. Also serves kept build files (/artifacts/...) and the per-revision results
+directories (/results/...).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, abort, request, send_from_directory
+from flask import Flask, abort, jsonify, request, send_from_directory
 
 from pipeline.report import view
 from pipeline.report.view import ABSENT, PENDING, RUNNING, Cell, Link
@@ -24,6 +27,8 @@ from pipeline.results.status import CACHED, CANCELLED, ERROR, FAILED, INTERRUPTE
 
 TEMPLATE = "dashboard.html.j2"
 RECENT = 15
+BRANCH_DEPTH = 30  # built commits of a branch searched for each cell's newest build
+NEEDS_FAILED = re.compile(r"needs failed: ([^\s,;]+(?:, [^\s,;]+)*)")
 # Buildbot's results codes (buildbot.process.results), in order, and their status
 RESULTS = ("success", "warnings", "failure", "skipped", "exception", "retry", "cancelled")
 STATUS_OF_RESULT = {
@@ -78,6 +83,14 @@ class Stamps:
             if rev not in out and len(out) < RECENT:
                 out[rev] = {"revision": rev, "branch": br}
         return list(out.values())
+
+    def of_branch(self, branch: str) -> list[str]:
+        """The branch's built commits, newest first (at most BRANCH_DEPTH)."""
+        found: list[str] = []
+        for _, rev, br in self.rows:
+            if br == branch and rev not in found:
+                found.append(rev)
+        return found[:BRANCH_DEPTH]
 
     def buildsets(self, revision: str) -> list[int]:
         return [bsid for bsid, rev, _ in self.rows if rev == revision]
@@ -138,13 +151,70 @@ def job_cell(job: Any, request_build: tuple[dict[str, Any], dict[str, Any] | Non
         cell.duration = view.duration(_seconds(build))
     else:
         cell.status = RUNNING
+    _cause_and_cache(cell, build, get)
     for trs in get(("builds", build["buildid"], "test_result_sets")):
         cell.passed += trs.get("tests_passed") or 0
         cell.failed += trs.get("tests_failed") or 0
     cell.tests = cell.passed + cell.failed
-    if cell.result not in ("", "success", "failure"):
+    if cell.result not in ("", "success", "failure") and not cell.message:
         cell.message = f"Buildbot result: {cell.result}"
     return cell
+
+
+def _property(props: Any, name: str) -> Any:
+    value = (props or {}).get(name)
+    return value[0] if isinstance(value, list | tuple) else value
+
+
+def _cause_and_cache(cell: Cell, build: dict[str, Any], get: Get) -> None:
+    """A skipped cell says which need failed and links that cell; a result restored from
+    the store (kmatrix_cached) is CACHED."""
+    if cell.status == SKIPPED:
+        found = NEEDS_FAILED.search(build.get("state_string") or "")
+        if found:
+            needs = [n.strip() for n in found.group(1).split(",") if n.strip()]
+            cell.message = f"skipped: needs failed: {', '.join(needs)}"
+            cell.links += [Link(f"cause: {n}", f"#{view.anchor('job', n)}") for n in needs]
+    elif cell.status == PASSED and build.get("complete"):
+        props = get(("builds", build["buildid"], "properties"))
+        if _property(props, "kmatrix_cached"):
+            cell.status, cell.message = CACHED, "cached: passed before with the same key"
+
+
+def branch_cells(get: Get, jobs: list[Any], url: str, stamps: Stamps,
+                 revisions: list[str]) -> list[Cell]:
+    """Each job's newest build among `revisions` (newest first); carried when it is not
+    the head's."""
+    cells: dict[str, Cell] = {}
+    for revision in revisions:
+        missing = [job for job in jobs if job.id not in cells]
+        if not missing:
+            break
+        newest = newest_builds(get, stamps.buildsets(revision))
+        for job in missing:
+            if job.id in newest:
+                cell = job_cell(job, newest[job.id], get, url)
+                cell.commit, cell.carried = revision, revision != revisions[0]
+                cells[job.id] = cell
+    absent = f"not built in the branch's last {len(revisions)} built commits"
+    for job in jobs:
+        if job.id not in cells:
+            cells[job.id] = job_cell(job, None, get, url)
+            cells[job.id].message = absent
+    return [cells[job.id] for job in jobs]
+
+
+def branch_state(get: Get, jobs: list[Any], url: str, branch: str) -> dict[str, Any]:
+    """What /api/branch/NAME answers: the head, the branch's status and every cell."""
+    stamps = Stamps.load(get)
+    revisions = stamps.of_branch(branch)
+    cells = branch_cells(get, jobs, url, stamps, revisions) if revisions else []
+    return {"branch": branch, "head": revisions[0] if revisions else None,
+            "status": commit_status(cells),
+            "cells": [{"job": c.id, "status": c.status, "result": c.result,
+                       "commit": c.commit or None, "carried": c.carried,
+                       "passed": c.passed, "failed": c.failed, "message": c.message}
+                      for c in cells]}
 
 
 def page(get: Get, jobs: list[Any], url: str, branch: str, revision_arg: str
@@ -152,15 +222,19 @@ def page(get: Get, jobs: list[Any], url: str, branch: str, revision_arg: str
     """The template's context for a branch or revision prefix."""
     stamps = Stamps.load(get)
     target = stamps.pick(branch, revision_arg)
+    revisions = stamps.of_branch(branch) if branch and not revision_arg else []
     context: dict[str, Any] = {
         "branches": stamps.branches(), "branch": branch, "revision_arg": revision_arg,
         "revision": target, "recent": stamps.recent(), "commit_branch": None,
-        "status": ABSENT, "table": view.matrix([]),
+        "status": ABSENT, "table": view.matrix([]), "branch_mode": bool(revisions),
     }
     if target is None:
         return context
-    newest = newest_builds(get, stamps.buildsets(target))
-    cells = [job_cell(job, newest.get(job.id), get, url) for job in jobs]
+    if revisions:  # the branch's state: cells carried forward from older commits
+        cells = branch_cells(get, jobs, url, stamps, revisions)
+    else:
+        newest = newest_builds(get, stamps.buildsets(target))
+        cells = [job_cell(job, newest.get(job.id), get, url) for job in jobs]
     context.update(commit_branch=stamps.branch_of(target), status=commit_status(cells),
                    table=view.matrix(cells))
     return context
@@ -181,6 +255,11 @@ def create_app(jobs: list[Any], settings: Any) -> Flask:
         context = page(get, jobs, settings.www_url, request.args.get("branch", "").strip(),
                        request.args.get("revision", "").strip())
         return view.render(TEMPLATE, **context)
+
+    @app.route("/api/branch/<path:name>")
+    def api_branch(name: str) -> Any:
+        state = branch_state(get, jobs, settings.www_url, name)
+        return jsonify(state), 200 if state["head"] else 404
 
     @app.route("/artifacts/<int:buildid>/<name>")
     def artifact(buildid: int, name: str) -> Any:

@@ -240,6 +240,8 @@ class JobReport(buildstep.BuildStep):
         if (directory / "metadata.json").is_file():
             meta = json.loads((directory / "metadata.json").read_text())
         self.setProperty("kmatrix_status", meta.get("status", "unknown"), "kmatrix")
+        self.setProperty("kmatrix_cached", bool((meta.get("cache") or {}).get("hit")),
+                         "kmatrix")
         self.setProperty("kmatrix_tests", {"passed": passed, "failed": failed}, "kmatrix")
         codes = {s["name"]: s.get("exit_code") for s in meta.get("steps", [])}
         log_text = (directory / "log.txt").read_text(errors="replace") \

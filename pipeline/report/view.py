@@ -85,6 +85,8 @@ class Cell:
     links: list[Link] = field(default_factory=list)
     anchor: str = ""
     result: str = ""  # the source's own word for the outcome (Buildbot's "warnings")
+    commit: str = ""  # the commit whose build this is (the dashboard's branch state)
+    carried: bool = False  # an older commit's result, carried forward to the branch head
 
     def __post_init__(self) -> None:
         self.anchor = self.anchor or anchor("job", self.id)

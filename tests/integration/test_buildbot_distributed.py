@@ -138,6 +138,13 @@ def test_failed_need_is_skipped(cluster: Cluster) -> None:
     ran = [s["name"] for s in steps if s["results"] != 3]
     assert ran == ["worker_preparation"], ran  # nothing ran on the worker
     assert next(s["name"] for s in steps if s["results"] == 3) == "needs"
+    # the branch's state on the web: the cause, and the skipped cell pointing at it
+    state = json.loads(master.get("plugins/wsgi_dashboards/matrix/api/branch/main"))
+    cells = {c["job"]: c for c in state["cells"]}
+    assert state["head"] == revision and state["status"] == "failed"
+    assert (cells["kmod-build/6.1"]["status"], cells["vm-test/6.1"]["status"]) == (
+        "failed", "skipped")
+    assert cells["vm-test/6.1"]["message"] == "skipped: needs failed: kmod-build/6.1"
 
 
 def test_worker_lost_mid_build_is_retried_elsewhere(tmp_path_factory) -> None:
@@ -193,6 +200,9 @@ def test_worker_lost_mid_build_is_retried_elsewhere(tmp_path_factory) -> None:
         log = (job / "log.txt").read_text()
         assert log.startswith("== cached: ") and "no container or VM was started" in log
         assert again["complete_at"] - again["started_at"] < 25  # no 25 s sleep ran
+        state = json.loads(master.get("plugins/wsgi_dashboards/matrix/api/branch/main"))
+        (cell,) = [c for c in state["cells"] if c["job"] == "kmod-build/6.1"]
+        assert (cell["status"], cell["commit"]) == ("cached", revision)
     finally:
         cluster.stop()
 

@@ -193,8 +193,11 @@ class FakeApi:
              "complete": c, "results": r, "started_at": 1000.0, "complete_at": 1041.5}
             for b, c, r in ((1, True, 0), (2, True, 2), (3, True, 1), (4, False, None))]
         self.tests = {101: (1, 0), 102: (0, 1), 103: (5, 0), 104: (2, 0)}
+        self.properties: dict[int, dict[str, tuple[object, str]]] = {}
 
     def dataGet(self, path, filters=(), **kwargs):
+        if path[0] == "builds" and len(path) == 3 and path[2] == "properties":
+            return dict(self.properties.get(path[1], {}))
         if path[0] == "builds" and len(path) == 3:
             passed, failed = self.tests.get(path[1], (0, 0))
             return [{"tests_passed": passed, "tests_failed": failed}]

@@ -1,0 +1,94 @@
+"""The dashboard's branch state on a fake data API: carried-forward cells, skipped causes,
+cache hits, and the JSON endpoint a script asks "is main green on 6.12?"."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.test_buildbot_config import FakeApi, _cell_attrs, _jobs
+
+OLD, NEW, OTHER = "a" * 40, "b" * 40, "c" * 40
+
+
+class BranchApi(FakeApi):
+    """main: OLD built the kernel cells (vm-test/6.12 skipped for its failed need), NEW only
+    crate-test/default (cached); `dev` has its own commit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        ids = {b["name"]: b["builderid"] for b in self.builders}
+        self.buildsets = [
+            {"bsid": 9, "sourcestamps": [{"revision": OTHER, "branch": "dev"}]},
+            {"bsid": 8, "sourcestamps": [{"revision": NEW, "branch": "main"}]},
+            {"bsid": 7, "sourcestamps": [{"revision": OLD, "branch": "main"}]},
+        ]
+        plan = [  # (buildset, builder, results, state string)
+            (7, "kmod-build/6.1", 0, "build successful"),
+            (7, "kmod-build/6.12", 2, "failed job"),
+            (7, "vm-test/6.1", 0, "build successful"),
+            (7, "vm-test/6.12", 3, "skipped: needs failed: kmod-build/6.12 skipped"),
+            (7, "crate-test/default", 2, "failed job"),
+            (8, "crate-test/default", 0, "build successful"),
+            (9, "kmod-build/6.1", 2, "failed job"),
+        ]
+        self.requests, self.builds = [], []
+        for n, (bsid, name, result, state) in enumerate(plan, 1):
+            self.requests.append({"buildrequestid": n, "buildsetid": bsid,
+                                  "builderid": ids[name], "complete": True,
+                                  "results": result})
+            self.builds.append({"buildid": 100 + n, "buildrequestid": n,
+                                "builderid": ids[name], "number": n, "complete": True,
+                                "results": result, "state_string": state,
+                                "started_at": 1000.0, "complete_at": 1010.0})
+        self.tests = {101: (1, 0), 102: (0, 1), 106: (5, 0)}
+        self.properties = {106: {"kmatrix_cached": (True, "kmatrix")}}
+
+
+@pytest.fixture
+def client(tmp_path):
+    pytest.importorskip("flask")
+    pytest.importorskip("buildbot")
+    from pipeline.buildbot.dashboard import create_app
+    from pipeline.buildbot.settings import Settings
+
+    app = create_app(_jobs(), Settings(basedir=tmp_path, www_port=8010))
+    app.buildbot_api = BranchApi()
+    return app.test_client()
+
+
+def test_branch_json_carries_cells_forward_from_older_commits(client) -> None:
+    reply = client.get("/api/branch/main")
+    assert reply.status_code == 200
+    state = reply.get_json()
+    assert state["head"] == NEW and state["status"] == "failed"
+    cells = {c["job"]: c for c in state["cells"]}
+    assert (cells["crate-test/default"]["status"], cells["crate-test/default"]["commit"],
+            cells["crate-test/default"]["carried"]) == ("cached", NEW, False)
+    assert (cells["kmod-build/6.12"]["status"], cells["kmod-build/6.12"]["commit"],
+            cells["kmod-build/6.12"]["carried"]) == ("failed", OLD, True)
+    assert cells["kmod-build/6.1"]["status"] == "passed"  # not dev's failure
+    assert cells["vm-test/6.12"]["status"] == "skipped"
+    assert cells["vm-test/6.12"]["message"] == "skipped: needs failed: kmod-build/6.12"
+    assert cells["crate-test/userspace"]["status"] == "absent"
+    assert cells["crate-test/userspace"]["commit"] is None
+
+
+def test_unknown_branch_is_404_with_an_empty_state(client) -> None:
+    reply = client.get("/api/branch/nope")
+    assert reply.status_code == 404 and reply.get_json()["cells"] == []
+
+
+def test_branch_page_marks_carried_cells_and_links_the_cause(client) -> None:
+    page = client.get("/index.html?branch=main").get_data(as_text=True)
+    cells = _cell_attrs(page)
+    assert cells["kmod-build/6.12"]["data-carried"] == "true"
+    assert cells["kmod-build/6.12"]["data-commit"] == OLD
+    assert "data-carried" not in cells["crate-test/default"]
+    assert cells["crate-test/default"]["data-status"] == "cached"
+    assert f"carried from <code>{OLD[:10]}</code>" in page
+    assert 'href="#job-kmod-build-6-12"' in page or "cause: kmod-build/6.12" in page
+    # one commit's view stays one commit: nothing carried there
+    commit = _cell_attrs(client.get(f"/index.html?revision={NEW[:8]}").get_data(
+        as_text=True))
+    assert commit["kmod-build/6.12"]["data-status"] == "absent"
+    assert "data-carried" not in commit["kmod-build/6.12"]
