@@ -13,6 +13,7 @@ directories (/results/...).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -77,11 +78,16 @@ class Stamps:
                 return rev
         return None
 
-    def recent(self) -> list[dict[str, Any]]:
+    def recent(self, branch: str = "") -> list[dict[str, Any]]:
+        """The newest built commits (of `branch` when given), with their buildsets."""
         out: dict[str, dict[str, Any]] = {}
-        for _, rev, br in self.rows:
+        for bsid, rev, br in self.rows:
+            if branch and br != branch:
+                continue
             if rev not in out and len(out) < RECENT:
-                out[rev] = {"revision": rev, "branch": br}
+                out[rev] = {"revision": rev, "branch": br, "bsids": []}
+            if rev in out:
+                out[rev]["bsids"].append(bsid)
         return list(out.values())
 
     def of_branch(self, branch: str) -> list[str]:
@@ -217,6 +223,51 @@ def branch_state(get: Get, jobs: list[Any], url: str, branch: str) -> dict[str, 
                       for c in cells]}
 
 
+def _when(value: Any) -> float | None:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return float(value) if isinstance(value, int | float) else None
+
+
+def age(seconds: float) -> str:
+    """'just now', '5 min ago', '3 h ago', '2 days ago'."""
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if unit == 'day' and count > 1 else ''} ago"
+    return "just now"
+
+
+def commits_strip(get: Get, commits: list[dict[str, Any]], now: float
+                  ) -> list[dict[str, Any]]:
+    """Each recent commit with its subject, author, age and a status summary of its
+    builds (passed / failed / skipped / running)."""
+    from buildbot.data import resultspec
+
+    if not commits:
+        return []
+    revisions = [c["revision"] for c in commits]
+    changes = {c["revision"]: c for c in get(("changes",), filters=[
+        resultspec.Filter("revision", "eq", revisions)])}
+    bsids = [b for c in commits for b in c["bsids"]]
+    requests = get(("buildrequests",), filters=[resultspec.Filter("buildsetid", "eq", bsids)])
+    for commit in commits:
+        change = changes.get(commit["revision"]) or {}
+        when = _when(change.get("when_timestamp"))
+        commit.update(subject=(change.get("comments") or "").strip().split("\n")[0],
+                      author=(change.get("author") or "").split(" <")[0],
+                      age=age(max(0.0, now - when)) if when else "")
+        counts = dict.fromkeys(("passed", "failed", "skipped", "running"), 0)
+        for req in requests:
+            if req["buildsetid"] not in commit["bsids"]:
+                continue
+            word = "running" if not req["complete"] else {
+                0: "passed", 1: "passed", 3: "skipped"}.get(req["results"], "failed")
+            counts[word] += 1
+        commit["counts"] = counts
+    return commits
+
+
 def page(get: Get, jobs: list[Any], url: str, branch: str, revision_arg: str
          ) -> dict[str, Any]:
     """The template's context for a branch or revision prefix."""
@@ -225,7 +276,8 @@ def page(get: Get, jobs: list[Any], url: str, branch: str, revision_arg: str
     revisions = stamps.of_branch(branch) if branch and not revision_arg else []
     context: dict[str, Any] = {
         "branches": stamps.branches(), "branch": branch, "revision_arg": revision_arg,
-        "revision": target, "recent": stamps.recent(), "commit_branch": None,
+        "revision": target, "commit_branch": None,
+        "recent": commits_strip(get, stamps.recent(branch if revisions else ""), time.time()),
         "status": ABSENT, "table": view.matrix([]), "branch_mode": bool(revisions),
     }
     if target is None:

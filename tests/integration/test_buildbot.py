@@ -141,6 +141,9 @@ def test_kernel_push_builds_needs_in_order_with_results(master):
     assert 'data-job="kmod-build/6.1" data-status="passed" data-result="success"' in page
     assert 'data-job="kmod-check/6.1" data-status="passed" data-result="success"' in page
     assert 'data-job="crate-test/default" data-status="absent"' in page
+    # the commits strip: subject and author from Buildbot's changes, and a tally
+    assert "kernel: touch" in page and "kmatrix-test" in page
+    assert f'data-revision="{revision}"' in page and 'data-passed="2"' in page
 
 
 @pytest.mark.docker

@@ -194,6 +194,7 @@ class FakeApi:
             for b, c, r in ((1, True, 0), (2, True, 2), (3, True, 1), (4, False, None))]
         self.tests = {101: (1, 0), 102: (0, 1), 103: (5, 0), 104: (2, 0)}
         self.properties: dict[int, dict[str, tuple[object, str]]] = {}
+        self.changes: list[dict[str, object]] = []
 
     def dataGet(self, path, filters=(), **kwargs):
         if path[0] == "builds" and len(path) == 3 and path[2] == "properties":
@@ -202,7 +203,8 @@ class FakeApi:
             passed, failed = self.tests.get(path[1], (0, 0))
             return [{"tests_passed": passed, "tests_failed": failed}]
         rows = {"buildsets": self.buildsets, "builders": self.builders,
-                "buildrequests": self.requests, "builds": self.builds}[path[0]]
+                "buildrequests": self.requests, "builds": self.builds,
+                "changes": self.changes}[path[0]]
         for f in filters:
             rows = [r for r in rows if r[f.field] in f.values]
         return rows

@@ -3,6 +3,8 @@ cache hits, and the JSON endpoint a script asks "is main green on 6.12?"."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.unit.test_buildbot_config import FakeApi, _cell_attrs, _jobs
@@ -42,6 +44,13 @@ class BranchApi(FakeApi):
                                 "started_at": 1000.0, "complete_at": 1010.0})
         self.tests = {101: (1, 0), 102: (0, 1), 106: (5, 0)}
         self.properties = {106: {"kmatrix_cached": (True, "kmatrix")}}
+        now = time.time()
+        self.changes = [
+            {"revision": OLD, "author": "Ada <ada@example.org>", "when_timestamp": now - 7200,
+             "comments": "kernel: break 6.12\n\nlong text"},
+            {"revision": NEW, "author": "Bob <bob@example.org>", "when_timestamp": now - 300,
+             "comments": "userspace: tweak"},
+        ]
 
 
 @pytest.fixture
@@ -92,3 +101,23 @@ def test_branch_page_marks_carried_cells_and_links_the_cause(client) -> None:
         as_text=True))
     assert commit["kmod-build/6.12"]["data-status"] == "absent"
     assert "data-carried" not in commit["kmod-build/6.12"]
+
+
+def test_commits_strip_has_subject_author_age_and_counts(client) -> None:
+    from tests.unit.test_html_report import Dom
+
+    page = client.get("/index.html?branch=main").get_data(as_text=True)
+    items = {a["data-revision"]: a for t, a in Dom(page).elements
+             if t == "li" and "data-revision" in a}
+    assert list(items) == [NEW, OLD]  # the branch's commits, newest first; not dev's
+    assert "userspace: tweak" in page and "Bob, 5 min ago" in page
+    assert "kernel: break 6.12" in page and "long text" not in page and "Ada, 2 h ago" in page
+    assert 'data-passed="2"' in page and 'data-failed="2"' in page  # OLD's four builds
+    assert 'data-skipped="1"' in page
+
+
+def test_age_words() -> None:
+    from pipeline.buildbot.dashboard import age
+
+    assert [age(s) for s in (5, 61, 7200, 86400, 3 * 86400)] == [
+        "just now", "1 min ago", "2 h ago", "1 day ago", "3 days ago"]
