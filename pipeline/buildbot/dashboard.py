@@ -187,6 +187,17 @@ def _cause_and_cache(cell: Cell, build: dict[str, Any], get: Get) -> None:
             cell.status, cell.message = CACHED, "cached: passed before with the same key"
 
 
+def add_failing(cells: list[Cell], results: Path) -> None:
+    """Red cells list their failing tests with messages, read from the junit.xml the
+    build uploaded to the master (<results>/<commit>/<job id>/)."""
+    from pipeline.report.html_report import failing_cases
+
+    for cell in cells:
+        if cell.status in (FAILED, ERROR) and cell.commit and "/" not in cell.commit:
+            cell.failing = failing_cases(results / cell.commit / cell.id / "junit.xml",
+                                         cell.id)
+
+
 def branch_cells(get: Get, jobs: list[Any], url: str, stamps: Stamps,
                  revisions: list[str]) -> list[Cell]:
     """Each job's newest build among `revisions` (newest first); carried when it is not
@@ -210,16 +221,21 @@ def branch_cells(get: Get, jobs: list[Any], url: str, stamps: Stamps,
     return [cells[job.id] for job in jobs]
 
 
-def branch_state(get: Get, jobs: list[Any], url: str, branch: str) -> dict[str, Any]:
-    """What /api/branch/NAME answers: the head, the branch's status and every cell."""
+def branch_state(get: Get, jobs: list[Any], url: str, branch: str,
+                 results: Path) -> dict[str, Any]:
+    """What /api/branch/NAME answers: the head, the branch's status and every cell (red
+    ones with their failing tests)."""
     stamps = Stamps.load(get)
     revisions = stamps.of_branch(branch)
     cells = branch_cells(get, jobs, url, stamps, revisions) if revisions else []
+    add_failing(cells, results)
     return {"branch": branch, "head": revisions[0] if revisions else None,
             "status": commit_status(cells),
             "cells": [{"job": c.id, "status": c.status, "result": c.result,
                        "commit": c.commit or None, "carried": c.carried,
-                       "passed": c.passed, "failed": c.failed, "message": c.message}
+                       "passed": c.passed, "failed": c.failed, "message": c.message,
+                       "failing": [{"name": f.name, "message": f.message}
+                                   for f in c.failing]}
                       for c in cells]}
 
 
@@ -268,8 +284,8 @@ def commits_strip(get: Get, commits: list[dict[str, Any]], now: float
     return commits
 
 
-def page(get: Get, jobs: list[Any], url: str, branch: str, revision_arg: str
-         ) -> dict[str, Any]:
+def page(get: Get, jobs: list[Any], url: str, branch: str, revision_arg: str,
+         results: Path) -> dict[str, Any]:
     """The template's context for a branch or revision prefix."""
     stamps = Stamps.load(get)
     target = stamps.pick(branch, revision_arg)
@@ -279,6 +295,7 @@ def page(get: Get, jobs: list[Any], url: str, branch: str, revision_arg: str
         "revision": target, "commit_branch": None,
         "recent": commits_strip(get, stamps.recent(branch if revisions else ""), time.time()),
         "status": ABSENT, "table": view.matrix([]), "branch_mode": bool(revisions),
+        "failing_cells": [],
     }
     if target is None:
         return context
@@ -287,8 +304,11 @@ def page(get: Get, jobs: list[Any], url: str, branch: str, revision_arg: str
     else:
         newest = newest_builds(get, stamps.buildsets(target))
         cells = [job_cell(job, newest.get(job.id), get, url) for job in jobs]
+        for cell in cells:
+            cell.commit = target if cell.status != ABSENT else ""
+    add_failing(cells, results)
     context.update(commit_branch=stamps.branch_of(target), status=commit_status(cells),
-                   table=view.matrix(cells))
+                   table=view.matrix(cells), failing_cells=[c for c in cells if c.failing])
     return context
 
 
@@ -305,12 +325,12 @@ def create_app(jobs: list[Any], settings: Any) -> Flask:
     @app.route("/index.html")
     def index() -> str:
         context = page(get, jobs, settings.www_url, request.args.get("branch", "").strip(),
-                       request.args.get("revision", "").strip())
+                       request.args.get("revision", "").strip(), results_dir)
         return view.render(TEMPLATE, **context)
 
     @app.route("/api/branch/<path:name>")
     def api_branch(name: str) -> Any:
-        state = branch_state(get, jobs, settings.www_url, name)
+        state = branch_state(get, jobs, settings.www_url, name, results_dir)
         return jsonify(state), 200 if state["head"] else 404
 
     @app.route("/artifacts/<int:buildid>/<name>")

@@ -61,6 +61,32 @@ def _details(run_dir: Path, directory: str | None) -> dict[str, str]:
     return texts
 
 
+def failing_cases(junit: Path, job_id: str, limit: int = 50) -> list[Failing]:
+    """The failing cases of a junit.xml, with their messages and texts (none when the file
+    is missing or broken: a page must still render)."""
+    failing: list[Failing] = []
+    try:
+        xml = JUnitXml.fromfile(str(junit))
+        for suite in [xml] if isinstance(xml, TestSuite) else list(xml):
+            for case in suite:
+                problems = [r for r in case.result
+                            if type(r).__name__ in ("Failure", "Error")]
+                if not problems or len(failing) >= limit:
+                    continue
+                name = f"{case.classname}.{case.name}" if case.classname else case.name
+                short = name[len(job_id) + 1:] if name.startswith(f"{job_id}.") else name
+                message = str(problems[0].message or "")
+                detail = _clip(problems[0].text or "")
+                failing.append(Failing(
+                    name=name, short=short or name, kind=type(problems[0]).__name__.lower(),
+                    message=message, first_line=(message.strip().splitlines() or [""])[0],
+                    detail="" if detail.strip() == message.strip() else detail,
+                    anchor=anchor("fail", job_id, short)))
+    except Exception:  # a broken junit.xml must not break the page
+        return []
+    return failing
+
+
 def _failing(run_dir: Path, job_id: str, row: dict[str, Any]) -> list[Failing]:
     """The job's failing tests from summary.json, with their junit.xml texts."""
     details = _details(run_dir, row.get("directory"))

@@ -95,7 +95,7 @@ def test_branch_page_marks_carried_cells_and_links_the_cause(client) -> None:
     assert "data-carried" not in cells["crate-test/default"]
     assert cells["crate-test/default"]["data-status"] == "cached"
     assert f"carried from <code>{OLD[:10]}</code>" in page
-    assert 'href="#job-kmod-build-6-12"' in page or "cause: kmod-build/6.12" in page
+    assert 'href="#x-job-kmod-build-6-12"' in page and "cause: kmod-build/6.12" in page
     # one commit's view stays one commit: nothing carried there
     commit = _cell_attrs(client.get(f"/index.html?revision={NEW[:8]}").get_data(
         as_text=True))
@@ -121,3 +121,21 @@ def test_age_words() -> None:
 
     assert [age(s) for s in (5, 61, 7200, 86400, 3 * 86400)] == [
         "just now", "1 min ago", "2 h ago", "1 day ago", "3 days ago"]
+
+
+def test_red_cells_list_their_failing_tests_from_the_uploaded_junit(client, tmp_path) -> None:
+    job = tmp_path / "results" / OLD / "kmod-build" / "6.12"
+    job.mkdir(parents=True)
+    (job / "junit.xml").write_text(
+        '<testsuite name="kmod-build/6.12" tests="1" failures="1">'
+        '<testcase classname="kmod-build/6.12" name="build">'
+        '<failure message="vexfs_main.c:12: error: expected \';\'">make: *** [all] Error 2'
+        '</failure></testcase></testsuite>')
+    state = client.get("/api/branch/main").get_json()
+    cells = {c["job"]: c for c in state["cells"]}
+    assert cells["kmod-build/6.12"]["failing"] == [
+        {"name": "kmod-build/6.12.build", "message": "vexfs_main.c:12: error: expected ';'"}]
+    assert cells["crate-test/default"]["failing"] == []
+    page = client.get("/index.html?branch=main").get_data(as_text=True)
+    assert '<section id="failures">' in page and "make: *** [all] Error 2" in page
+    assert "vexfs_main.c:12: error: expected &#39;;&#39;" in page
