@@ -197,7 +197,9 @@ class ResultCache:
         tmp = self.root / "tmp" / f"{key[:16]}.{os.getpid()}.{secrets.token_hex(4)}"
         try:
             files = self._copy_in(source, names, tmp / "files")
-            body = {"key": key, "format": CACHE_FORMAT,
+            # "write": this write's own id, so an entry replaced by an identical one within
+            # the same second is still told apart from the one a reader started on
+            body = {"key": key, "format": CACHE_FORMAT, "write": secrets.token_hex(8),
                     "created": datetime.now(UTC).isoformat(timespec="seconds"),
                     "bytes": sum(f[1] for f in files), "files": files, "info": info}
             manifest = {"sha256": sha256_json(body), "body": body}
