@@ -198,27 +198,72 @@ def add_failing(cells: list[Cell], results: Path) -> None:
                                          cell.id)
 
 
+HISTORY = 12  # results per cell in its history strip
+BROKEN = (FAILED, ERROR)
+
+
+def quick_status(request_build: tuple[dict[str, Any], dict[str, Any] | None]) -> str:
+    """A build's status without its test counts (for the history strip)."""
+    req, build = request_build
+    if build is None:
+        return STATUS_OF_RESULT[result_name(req["results"], "cancelled")] \
+            if req["complete"] else PENDING
+    if not build["complete"]:
+        return RUNNING
+    return STATUS_OF_RESULT[result_name(build["results"], "exception")]
+
+
 def branch_cells(get: Get, jobs: list[Any], url: str, stamps: Stamps,
                  revisions: list[str]) -> list[Cell]:
-    """Each job's newest build among `revisions` (newest first); carried when it is not
-    the head's."""
+    """Each job's newest build among `revisions` (newest first), carried when it is not
+    the head's, with the job's history over those commits."""
     cells: dict[str, Cell] = {}
+    history: dict[str, list[tuple[str, str]]] = {job.id: [] for job in jobs}
     for revision in revisions:
-        missing = [job for job in jobs if job.id not in cells]
-        if not missing:
-            break
         newest = newest_builds(get, stamps.buildsets(revision))
-        for job in missing:
-            if job.id in newest:
+        for job in jobs:
+            if job.id not in newest:
+                continue
+            if job.id not in cells:
                 cell = job_cell(job, newest[job.id], get, url)
                 cell.commit, cell.carried = revision, revision != revisions[0]
                 cells[job.id] = cell
+            if len(history[job.id]) < HISTORY:
+                history[job.id].append((quick_status(newest[job.id]), revision))
     absent = f"not built in the branch's last {len(revisions)} built commits"
     for job in jobs:
         if job.id not in cells:
             cells[job.id] = job_cell(job, None, get, url)
             cells[job.id].message = absent
+        cells[job.id].history = history[job.id]
     return [cells[job.id] for job in jobs]
+
+
+def first_broken(history: list[tuple[str, str]]) -> str | None:
+    """The oldest commit of the run of failures the newest result belongs to."""
+    found = None
+    for status, commit in history:
+        if status not in BROKEN:
+            break
+        found = commit
+    return found
+
+
+def add_broken_since(get: Get, cells: list[Cell]) -> None:
+    """Red cells say since which commit they are red ("abc1234567: subject")."""
+    from buildbot.data import resultspec
+
+    firsts = {c.id: first_broken(c.history) for c in cells if c.status in BROKEN}
+    wanted = sorted({r for r in firsts.values() if r})
+    if not wanted:
+        return
+    subjects = {c["revision"]: (c.get("comments") or "").strip().split("\n")[0]
+                for c in get(("changes",), filters=[
+                    resultspec.Filter("revision", "eq", wanted)])}
+    for cell in cells:
+        revision = firsts.get(cell.id)
+        if revision:
+            cell.broken_since = f"{revision[:10]}: {subjects.get(revision, '')}".rstrip(": ")
 
 
 def branch_state(get: Get, jobs: list[Any], url: str, branch: str,
@@ -229,13 +274,16 @@ def branch_state(get: Get, jobs: list[Any], url: str, branch: str,
     revisions = stamps.of_branch(branch)
     cells = branch_cells(get, jobs, url, stamps, revisions) if revisions else []
     add_failing(cells, results)
+    add_broken_since(get, cells)
     return {"branch": branch, "head": revisions[0] if revisions else None,
             "status": commit_status(cells),
             "cells": [{"job": c.id, "status": c.status, "result": c.result,
                        "commit": c.commit or None, "carried": c.carried,
                        "passed": c.passed, "failed": c.failed, "message": c.message,
                        "failing": [{"name": f.name, "message": f.message}
-                                   for f in c.failing]}
+                                   for f in c.failing],
+                       "history": [{"status": st, "commit": rev} for st, rev in c.history],
+                       "broken_since": c.broken_since or None}
                       for c in cells]}
 
 
@@ -301,6 +349,7 @@ def page(get: Get, jobs: list[Any], url: str, branch: str, revision_arg: str,
         return context
     if revisions:  # the branch's state: cells carried forward from older commits
         cells = branch_cells(get, jobs, url, stamps, revisions)
+        add_broken_since(get, cells)
     else:
         newest = newest_builds(get, stamps.buildsets(target))
         cells = [job_cell(job, newest.get(job.id), get, url) for job in jobs]

@@ -87,6 +87,8 @@ class Cell:
     result: str = ""  # the source's own word for the outcome (Buildbot's "warnings")
     commit: str = ""  # the commit whose build this is (the dashboard's branch state)
     carried: bool = False  # an older commit's result, carried forward to the branch head
+    history: list[tuple[str, str]] = field(default_factory=list)  # (status, commit), newest first
+    broken_since: str = ""  # "abc1234: subject" of the first commit of a run of failures
 
     def __post_init__(self) -> None:
         self.anchor = self.anchor or anchor("job", self.id)

@@ -145,6 +145,9 @@ def test_failed_need_is_skipped(cluster: Cluster) -> None:
     assert (cells["kmod-build/6.1"]["status"], cells["vm-test/6.1"]["status"]) == (
         "failed", "skipped")
     assert cells["vm-test/6.1"]["message"] == "skipped: needs failed: kmod-build/6.1"
+    assert cells["kmod-build/6.1"]["broken_since"] == f"{revision[:10]}: kernel: break the module"
+    assert [h["status"] for h in cells["kmod-build/6.1"]["history"]] == ["failed", "passed"]
+    assert cells["kmod-build/6.1"]["failing"][0]["name"] == "kmod-build/6.1.build"
 
 
 def test_worker_lost_mid_build_is_retried_elsewhere(tmp_path_factory) -> None:

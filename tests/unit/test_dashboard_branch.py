@@ -139,3 +139,23 @@ def test_red_cells_list_their_failing_tests_from_the_uploaded_junit(client, tmp_
     page = client.get("/index.html?branch=main").get_data(as_text=True)
     assert '<section id="failures">' in page and "make: *** [all] Error 2" in page
     assert "vexfs_main.c:12: error: expected &#39;;&#39;" in page
+
+
+def test_history_strip_and_broken_since(client) -> None:
+    cells = {c["job"]: c for c in client.get("/api/branch/main").get_json()["cells"]}
+    assert cells["crate-test/default"]["history"] == [
+        {"status": "passed", "commit": NEW}, {"status": "failed", "commit": OLD}]
+    assert cells["crate-test/default"]["broken_since"] is None  # fixed by NEW
+    assert cells["kmod-build/6.12"]["history"] == [{"status": "failed", "commit": OLD}]
+    assert cells["kmod-build/6.12"]["broken_since"] == f"{OLD[:10]}: kernel: break 6.12"
+    page = client.get("/index.html?branch=main").get_data(as_text=True)
+    assert f"broken since <code>{OLD[:10]}: kernel: break 6.12</code>" in page
+    assert f'href="?revision={OLD}" title="{OLD[:10]}: failed" data-status="failed"' in page
+
+
+def test_first_broken_is_the_start_of_the_newest_run_of_failures() -> None:
+    from pipeline.buildbot.dashboard import first_broken
+
+    assert first_broken([("failed", "c"), ("error", "b"), ("passed", "a")]) == "b"
+    assert first_broken([("failed", "c"), ("passed", "b"), ("failed", "a")]) == "c"
+    assert first_broken([("passed", "c"), ("failed", "b")]) is None
