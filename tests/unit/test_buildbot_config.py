@@ -210,16 +210,21 @@ class FakeApi:
         return rows
 
 
-@pytest.fixture
-def dashboard(tmp_path):
+def dashboard_client(tmp_path, api: FakeApi):
+    """The Matrix app over a fake data API, as a Flask test client."""
     pytest.importorskip("flask")
     pytest.importorskip("buildbot")
     from pipeline.buildbot.dashboard import create_app
     from pipeline.buildbot.settings import Settings
 
     app = create_app(_jobs(), Settings(basedir=tmp_path, www_port=8010))
-    app.buildbot_api = FakeApi()
+    app.buildbot_api = api
     return app.test_client()
+
+
+@pytest.fixture
+def dashboard(tmp_path):
+    return dashboard_client(tmp_path, FakeApi())
 
 
 def _cell_attrs(page: str) -> dict[str, dict[str, str]]:

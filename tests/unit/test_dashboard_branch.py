@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.unit.test_buildbot_config import FakeApi, _cell_attrs, _jobs
+from tests.unit.test_buildbot_config import FakeApi, _cell_attrs, dashboard_client
 
 OLD, NEW, OTHER = "a" * 40, "b" * 40, "c" * 40
 
@@ -55,14 +55,7 @@ class BranchApi(FakeApi):
 
 @pytest.fixture
 def client(tmp_path):
-    pytest.importorskip("flask")
-    pytest.importorskip("buildbot")
-    from pipeline.buildbot.dashboard import create_app
-    from pipeline.buildbot.settings import Settings
-
-    app = create_app(_jobs(), Settings(basedir=tmp_path, www_port=8010))
-    app.buildbot_api = BranchApi()
-    return app.test_client()
+    return dashboard_client(tmp_path, BranchApi())
 
 
 def test_branch_json_carries_cells_forward_from_older_commits(client) -> None:
