@@ -22,6 +22,7 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
+from twisted.internet import utils as process_utils
 from zope.interface import implementer
 
 from pipeline.buildbot import selection
@@ -74,13 +75,16 @@ def www_security(settings: Settings) -> dict[str, Any]:
     return out
 
 
+# short axis names in tags: the console view cuts a tag to 50 px per column, so
+# "kernel:6.12" read "kernel:6.1"; "k:6.12" fits
+TAG_AXIS = {"kernel": "k", "features": "f"}
+
+
 def tags_of(job: Any) -> list[str]:
-    """Builder tags: job kind, each axis value, and `needs` for jobs that wait for others."""
-    tags = [f"job:{job.name}"]
-    if job.kernel is not None:
-        tags.append(f"kernel:{job.kernel}")
-    if job.features is not None:
-        tags.append(f"features:{job.features.name}")
+    """Builder tags: job kind, each axis value (`k:6.12`, `f:userspace`, `<axis>:<value>`)
+    and `needs` for jobs that wait for others."""
+    tags = [job.name]
+    tags += [f"{TAG_AXIS.get(axis, axis)}:{value}" for axis, value in job.axes().items()]
     if job.needs:
         tags.append("needs")
     return tags
@@ -126,15 +130,29 @@ class MatrixChangeScheduler(schedulers.AnyBranchScheduler):
 class MatrixForceScheduler(schedulers.ForceScheduler):
     """Force a kernel / feature set / job kind: the chosen cells plus their needs."""
 
-    def __init__(self, name: str, jobs: list[Any], **kwargs: Any) -> None:
+    def __init__(self, name: str, jobs: list[Any], repo: str = "", **kwargs: Any) -> None:
         self.matrix_jobs = jobs
+        self.matrix_repo = repo
         self.matrix_choices = {p.name: list(p.choices) for p in kwargs.get("properties", [])
                                if hasattr(p, "choices")}
+        kwargs.setdefault("reasonString", "forced by %(owner)s: %(reason)s")
         super().__init__(name=name, builderNames=[j.id for j in jobs], **kwargs)
 
+    @defer.inlineCallbacks
     def addBuildsetForSourceStampsWithDefaults(self, reason: str, sourcestamps: Any = None,
                                                properties: Any = None, builderNames: Any = None,
                                                **kw: Any) -> Any:
+        """The chosen cells, at the branch head resolved now (an empty revision would let
+        each cell build whatever the branch is when it starts, and show no commit)."""
+        for stamp in sourcestamps or []:
+            if not stamp.get("revision") and self.matrix_repo:
+                stamp["branch"], stamp["revision"] = yield resolve_head(
+                    self.matrix_repo, stamp.get("branch") or "")
+        result = yield self._add_cells(reason, sourcestamps, properties, builderNames, **kw)
+        return result
+
+    def _add_cells(self, reason: str, sourcestamps: Any, properties: Any,
+                   builderNames: Any, **kw: Any) -> Any:
         props = properties.asDict() if properties is not None else {}
 
         def prop(name: str) -> str:
@@ -154,6 +172,25 @@ class MatrixForceScheduler(schedulers.ForceScheduler):
             raise KeyError("no builder matches the chosen kernel / feature set / job")
         return super().addBuildsetForSourceStampsWithDefaults(
             reason, sourcestamps, properties=properties, builderNames=names, **kw)
+
+
+@defer.inlineCallbacks
+def resolve_head(repo: str, branch: str) -> Any:
+    """(branch, commit) of `branch`'s head in `repo` (the default branch when empty), by
+    `git ls-remote`; (branch, None) when it cannot be resolved (the checkout then fails
+    with git's own message)."""
+    ref = f"refs/heads/{branch}" if branch and not branch.startswith("refs/") else \
+        branch or "HEAD"
+    out, _, code = yield process_utils.getProcessOutputAndValue(
+        "git", ["ls-remote", "--symref", repo, ref], env=dict(os.environ))
+    sha = None
+    for line in out.decode(errors="replace").splitlines():
+        head, _, name = line.partition("\t")
+        if head.startswith("ref: ") and not branch:
+            branch = head[5:].removeprefix("refs/heads/")
+        elif name == ref and code == 0:
+            sha = head
+    return branch or None, sha
 
 
 def master_dir(buildbot_basedir: str | None, project: str | os.PathLike[str]) -> Path:
@@ -216,7 +253,7 @@ def _schedulers(jobs: list[Any], matrix: Any, settings: Settings) -> list[Any]:
         MatrixChangeScheduler(PUSH_SCHEDULER, jobs, treeStableTimer=None,
                               change_filter=branch_filter),
         MatrixForceScheduler(
-            FORCE_SCHEDULER, jobs, label="Run matrix cells", buttonName="Start",
+            FORCE_SCHEDULER, jobs, repo=settings.repo, label="Run matrix cells", buttonName="Start",
             properties=[
                 choice("kernel", "Kernel", list(matrix.kernels)),
                 choice("features", "Feature set", list(matrix.features)),

@@ -29,6 +29,7 @@ from pipeline.results.status import CACHED, CANCELLED, ERROR, FAILED, INTERRUPTE
 TEMPLATE = "dashboard.html.j2"
 RECENT = 15
 BRANCH_DEPTH = 30  # built commits of a branch searched for each cell's newest build
+FORCED = "forced"  # in the reason of every buildset of the force form (config.py)
 NEEDS_FAILED = re.compile(r"needs failed: ([^\s,;]+(?:, [^\s,;]+)*)")
 # Buildbot's results codes (buildbot.process.results), in order, and their status
 RESULTS = ("success", "warnings", "failure", "skipped", "exception", "retry", "cancelled")
@@ -59,13 +60,15 @@ class Stamps:
     """(buildset id, revision, branch) of the newest buildsets, newest first."""
 
     rows: list[tuple[int, str, str | None]] = field(default_factory=list)
+    forced: set[int] = field(default_factory=set)  # buildsets of the force form
 
     @classmethod
     def load(cls, get: Get) -> Stamps:
+        buildsets = get(("buildsets",), order=["-bsid"], limit=500)
         rows = [(bs["bsid"], ss["revision"], ss.get("branch"))
-                for bs in get(("buildsets",), order=["-bsid"], limit=500)
+                for bs in buildsets
                 for ss in bs.get("sourcestamps") or [] if ss.get("revision")]
-        return cls(rows)
+        return cls(rows, {bs["bsid"] for bs in buildsets if FORCED in (bs.get("reason") or "")})
 
     def branches(self) -> list[str]:
         return sorted({b for _, _, b in self.rows if b})
@@ -85,9 +88,10 @@ class Stamps:
             if branch and br != branch:
                 continue
             if rev not in out and len(out) < RECENT:
-                out[rev] = {"revision": rev, "branch": br, "bsids": []}
+                out[rev] = {"revision": rev, "branch": br, "bsids": [], "forced": False}
             if rev in out:
                 out[rev]["bsids"].append(bsid)
+                out[rev]["forced"] |= bsid in self.forced
         return list(out.values())
 
     def of_branch(self, branch: str) -> list[str]:
@@ -199,6 +203,7 @@ def add_failing(cells: list[Cell], results: Path) -> None:
 
 
 HISTORY = 12  # results per cell in its history strip
+REFRESH_SECONDS = 10  # the page reloads itself this often while builds run or wait
 BROKEN = (FAILED, ERROR)
 
 
@@ -345,6 +350,7 @@ def page(get: Get, jobs: list[Any], url: str, branch: str, revision_arg: str,
         "status": ABSENT, "table": view.matrix([]), "branch_mode": bool(revisions),
         "failing_cells": [],
     }
+    context["live"] = any(c["counts"]["running"] for c in context["recent"])
     if target is None:
         return context
     if revisions:  # the branch's state: cells carried forward from older commits
@@ -357,7 +363,8 @@ def page(get: Get, jobs: list[Any], url: str, branch: str, revision_arg: str,
             cell.commit = target if cell.status != ABSENT else ""
     add_failing(cells, results)
     context.update(commit_branch=stamps.branch_of(target), status=commit_status(cells),
-                   table=view.matrix(cells), failing_cells=[c for c in cells if c.failing])
+                   table=view.matrix(cells), failing_cells=[c for c in cells if c.failing],
+                   live=context["live"] or any(c.status in (RUNNING, PENDING) for c in cells))
     return context
 
 
@@ -375,7 +382,7 @@ def create_app(jobs: list[Any], settings: Any) -> Flask:
     def index() -> str:
         context = page(get, jobs, settings.www_url, request.args.get("branch", "").strip(),
                        request.args.get("revision", "").strip(), results_dir)
-        return view.render(TEMPLATE, **context)
+        return view.render(TEMPLATE, refresh_seconds=REFRESH_SECONDS, **context)
 
     @app.route("/api/branch/<path:name>")
     def api_branch(name: str) -> Any:

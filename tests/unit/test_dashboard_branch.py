@@ -152,3 +152,23 @@ def test_first_broken_is_the_start_of_the_newest_run_of_failures() -> None:
     assert first_broken([("failed", "c"), ("error", "b"), ("passed", "a")]) == "b"
     assert first_broken([("failed", "c"), ("passed", "b"), ("failed", "a")]) == "c"
     assert first_broken([("passed", "c"), ("failed", "b")]) is None
+
+
+def test_forced_builds_are_marked_in_the_commits_strip(tmp_path) -> None:
+    api = BranchApi()
+    api.buildsets[1]["reason"] = "forced by ada: re-run"
+    page = dashboard_client(tmp_path, api).get("/?branch=main").get_data(as_text=True)
+    forced = page.split(f'data-revision="{NEW}"')[1].split("</li>")[0]
+    assert 'class="forced' in forced
+    assert 'class="forced' not in page.split(f'data-revision="{OLD}"')[1].split("</li>")[0]
+
+
+def test_the_page_refreshes_itself_only_while_builds_run(tmp_path) -> None:
+    api = BranchApi()
+    idle = dashboard_client(tmp_path, api).get("/?branch=main").get_data(as_text=True)
+    assert 'data-live="0"' in idle and 'http-equiv="refresh"' not in idle
+    api.builds[5].update(complete=False, results=None)  # crate-test/default on NEW runs
+    api.requests[5].update(complete=False, results=None)
+    live = dashboard_client(tmp_path, api).get("/?branch=main").get_data(as_text=True)
+    assert 'data-live="1"' in live and 'http-equiv="refresh" content="10"' in live
+    assert 'data-status="running"' in live
