@@ -27,7 +27,9 @@ from zope.interface import implementer
 
 from pipeline.buildbot import selection
 from pipeline.buildbot.factory import eligible, job_factory, needs_capability, prefer_kvm
+from pipeline.buildbot.forge import PULL_CATEGORIES
 from pipeline.buildbot.settings import Settings, load_settings
+from pipeline.buildbot.statuses import reporters
 from pipeline.buildbot.steps import NeedsKicker, can_start_build
 from pipeline.model.expand import expand
 from pipeline.model.matrix import load_matrix
@@ -70,8 +72,10 @@ def www_security(settings: Settings) -> dict[str, Any]:
             allowRules=[util.AnyControlEndpointMatcher(role=USERS_ROLE, defaultDeny=True)],
             roleMatchers=[util.RolesFromUsername(roles=[USERS_ROLE], usernames=list(users))]),
     }
-    # without a secret nobody can notify the master: the GitPoller's interval still works
-    out["change_hook_auth"] = [SharedSecretChecker(settings.hook_secret or os.urandom(24).hex())]
+    if settings.forge is None:  # a forge's hook checks its own secret (no basic auth)
+        # without a secret nobody can notify the master: the GitPoller's interval still works
+        out["change_hook_auth"] = [
+            SharedSecretChecker(settings.hook_secret or os.urandom(24).hex())]
     return out
 
 
@@ -243,7 +247,9 @@ def check_workers(jobs: list[Any], settings: Settings) -> None:
 
 def _schedulers(jobs: list[Any], matrix: Any, settings: Settings) -> list[Any]:
     """The push scheduler (builders by changed files) and the force form."""
-    branch_filter = util.ChangeFilter(branch=settings.branches) if settings.branches else None
+    branches = settings.branches
+    branch_filter = util.ChangeFilter(filter_fn=lambda change: (
+        change.branch in branches or change.category in PULL_CATEGORIES)) if branches else None
 
     def choice(name: str, label: str, values: list[str]) -> Any:
         return util.ChoiceStringParameter(name=name, label=label, default=selection.ALL,
@@ -266,7 +272,8 @@ def _www(settings: Settings, dashboard: Any) -> dict[str, Any]:
     """The web UI: port, change hook, logins when exposed, views and the Matrix page."""
     return {
         "port": f"tcp:{settings.www_port}:interface={settings.bind}",
-        "change_hook_dialects": {"poller": {"allowed": [POLLER_NAME]}},
+        "change_hook_dialects": settings.forge.dialect() if settings.forge else {
+            "poller": {"allowed": [POLLER_NAME]}},
         **www_security(settings),
         "plugins": {
             "waterfall_view": {}, "console_view": {}, "grid_view": {},
@@ -301,14 +308,15 @@ def build_config(basedir: str | os.PathLike[str] = ".", matrix: str | os.PathLik
         "workers": [worker.Worker(w.name, w.password, max_builds=w.max_builds)
                     for w in settings.workers],
         "protocols": {"pb": {"port": f"tcp:{settings.pb_port}:interface={settings.bind}"}},
-        "change_source": [changes.GitPoller(
+        "change_source": [] if settings.forge else [changes.GitPoller(
             repourl=settings.repo, name=POLLER_NAME,
             branches=settings.branches or True,
             workdir=str(basedir / "gitpoller-work"),
             pollInterval=settings.poll_interval, pollAtLaunch=True)],
         "schedulers": _schedulers(jobs, loaded, settings),
         "builders": _builders(jobs, settings, artifacts_url),
-        "services": [NeedsKicker(waiting=sorted(j.id for j in jobs if j.needs))],
+        "services": [NeedsKicker(waiting=sorted(j.id for j in jobs if j.needs)),
+                     *reporters(settings.forge, url)],
         "collapseRequests": False,
         "db": {"db_url": settings.db_url},
         "buildbotNetUsageData": None,

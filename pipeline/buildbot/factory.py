@@ -47,6 +47,17 @@ class PipelineJob(steps.ShellCommand):
     renderables = ["logfiles"]
 
 
+class Checkout(steps.Git):
+    """Buildbot's Git step; a GitLab merge request's change names the target branch, so its
+    head is fetched from the source project's branch (properties of GitLab's hook)."""
+
+    def run_vc(self, branch: str, revision: str, patch: Any) -> Any:
+        source = self.getProperty("source_branch")
+        if source and self.getProperty("source_repository"):
+            self.repourl, branch = self.getProperty("source_repository"), source
+        return super().run_vc(branch, revision, patch)
+
+
 def needs_capability(job: Any) -> str:
     """What a worker must be able to do to run the job."""
     return "qemu" if job.spec.vm is not None else "docker"
@@ -100,7 +111,7 @@ def _prepare(job: Any, settings: Settings, factory: util.BuildFactory) -> None:
     for name in (OUT, NEEDS, CACHE):
         factory.addStep(steps.RemoveDirectory(
             dir=name, name=f"clean {name}", haltOnFailure=True, **hidden))
-    factory.addStep(steps.Git(
+    factory.addStep(Checkout(
         name="checkout", repourl=settings.repo, mode="full", method="clean",
         workdir="build", haltOnFailure=True, logEnviron=False, **hidden))
     if job.needs:

@@ -25,6 +25,7 @@ on 127.0.0.1) and a scaled-out setup (remote workers, PostgreSQL) lives here, ne
     require_auth: auto        # auto: on unless bind is loopback (KMATRIX_BB_REQUIRE_AUTH)
     users_file: /etc/kmatrix/www-users     # `name:password` lines (default <basedir>/www-users)
     hook_secret_file: /etc/kmatrix/hook.secret  # default <basedir>/hook.secret
+    forge: {kind: github, secret_file: ..., token_file: ...}   # see forge.py
 
 With authentication on (always when the UI is reachable from other machines), force
 builds and every other control action need a login from `users_file`, and the change hook
@@ -47,6 +48,7 @@ from typing import Any
 
 import yaml
 
+from pipeline.buildbot.forge import Forge, parse_forge
 from pipeline.buildbot.retention import Retention
 from pipeline.errors import InputError
 
@@ -101,6 +103,7 @@ class Settings:
     hook_secret_file: Path | None = None
     users: dict[str, str] = field(default_factory=dict)  # when auth_required
     hook_secret: str | None = None  # when auth_required
+    forge: Forge | None = None  # GitHub / GitLab hooks and statuses
 
     @property
     def loopback(self) -> bool:
@@ -339,6 +342,7 @@ def load_settings(basedir: str | Path, env: dict[str, str] | None = None,
                          hint="results move through Buildbot (upload) and workers share no "
                               "disk with the master; drop the `transfer` key")
     settings.retention = retention(data.get("retention"), path)
+    settings.forge = parse_forge(data.get("forge"), path, env)
     settings.local_capabilities = capabilities(data.get("local_worker_capabilities"),
                                                "local_worker_capabilities")
     settings.pipeline = [str(w) for w in (data.get("pipeline") or [])] or (
