@@ -109,6 +109,15 @@ class Stamps:
         return next((br for _, rev, br in self.rows if rev == revision), None)
 
 
+def requests_of(get: Get, bsids: list[int]) -> list[dict[str, Any]]:
+    """The build requests of these buildsets: one query each, because the data API's
+    buildrequests endpoint uses only the first value of a `buildsetid` filter."""
+    from buildbot.data import resultspec
+
+    return [req for bsid in dict.fromkeys(bsids) for req in get(
+        ("buildrequests",), filters=[resultspec.Filter("buildsetid", "eq", [bsid])])]
+
+
 def newest_builds(get: Get, bsids: list[int]
                   ) -> dict[str, tuple[dict[str, Any], dict[str, Any] | None]]:
     """{builder name: (its newest build request in these buildsets, that request's newest
@@ -116,7 +125,7 @@ def newest_builds(get: Get, bsids: list[int]
     from buildbot.data import resultspec
 
     builders = {b["builderid"]: b["name"] for b in get(("builders",))}
-    requests = get(("buildrequests",), filters=[resultspec.Filter("buildsetid", "eq", bsids)])
+    requests = requests_of(get, bsids)
     builds: dict[int, dict[str, Any]] = {}
     if requests:
         for build in get(("builds",), filters=[resultspec.Filter(
@@ -318,8 +327,7 @@ def commits_strip(get: Get, commits: list[dict[str, Any]], now: float
     revisions = [c["revision"] for c in commits]
     changes = {c["revision"]: c for c in get(("changes",), filters=[
         resultspec.Filter("revision", "eq", revisions)])}
-    bsids = [b for c in commits for b in c["bsids"]]
-    requests = get(("buildrequests",), filters=[resultspec.Filter("buildsetid", "eq", bsids)])
+    requests = requests_of(get, [b for c in commits for b in c["bsids"]])
     for commit in commits:
         change = changes.get(commit["revision"]) or {}
         when = _when(change.get("when_timestamp"))
@@ -341,6 +349,8 @@ def page(get: Get, jobs: list[Any], url: str, branch: str, revision_arg: str,
          results: Path) -> dict[str, Any]:
     """The template's context for a branch or revision prefix."""
     stamps = Stamps.load(get)
+    if not branch and not revision_arg and stamps.rows:
+        branch = stamps.rows[0][2] or ""  # opened bare: the state of the newest build's branch
     target = stamps.pick(branch, revision_arg)
     revisions = stamps.of_branch(branch) if branch and not revision_arg else []
     context: dict[str, Any] = {

@@ -208,7 +208,10 @@ class FakeApi:
                 "buildrequests": self.requests, "builds": self.builds,
                 "changes": self.changes}[path[0]]
         for f in filters:
-            rows = [r for r in rows if r[f.field] in f.values]
+            # as Buildbot's endpoint: a buildsetid filter of buildrequests uses its first value
+            values = f.values[:1] if (path[0], f.field) == ("buildrequests", "buildsetid") \
+                else f.values
+            rows = [r for r in rows if r[f.field] in values]
         return rows
 
 

@@ -172,3 +172,8 @@ def test_the_page_refreshes_itself_only_while_builds_run(tmp_path) -> None:
     live = dashboard_client(tmp_path, api).get("/?branch=main").get_data(as_text=True)
     assert 'data-live="1"' in live and 'http-equiv="refresh" content="10"' in live
     assert 'data-status="running"' in live
+
+
+def test_the_bare_page_shows_the_newest_builds_branch(client) -> None:
+    page = client.get("/").get_data(as_text=True)
+    assert 'branch <span class="mono">dev</span>' in page and f"{OTHER}" in page
