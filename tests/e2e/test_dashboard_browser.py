@@ -63,6 +63,7 @@ jobs:
 BUILD, CHECK, CRATE = "kmod-build/6.1", "kmod-check/6.1", "crate-check/default"
 BREAK = "\n#error broken on purpose by the dashboard test\n"
 PAGE = "plugins/wsgi_dashboards/matrix/"
+README_SHOT = "branch-matrix"  # the page after the broken push: docs/images/branch-matrix.png
 
 
 def _state(master: MasterHarness) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -105,8 +106,8 @@ def _page(driver: Any, master: MasterHarness, tmp: Path, name: str) -> dict[str,
     shot = screenshot(driver, tmp / f"{name}.png")
     assert _not_blank(shot), f"{shot} is blank"
     keep = os.environ.get("KMATRIX_SCREENSHOT_DIR")
-    if keep:
-        shutil.copy(shot, Path(keep) / f"dashboard-{name}.png")  # README: -broken
+    if keep and name == README_SHOT:
+        shutil.copy(shot, Path(keep) / f"{name}.png")
     return cells
 
 
@@ -153,7 +154,7 @@ def test_dashboard_branch_matrix(chromium_driver, tmp_path) -> None:
         assert cells[CHECK]["status"] == "skipped"
         assert cells[CHECK]["message"] == f"skipped: needs failed: {BUILD}"
         assert (cells[CRATE]["commit"], cells[CRATE]["carried"]) == (second, True)
-        page = _page(chromium_driver, master, tmp_path, "broken")
+        page = _page(chromium_driver, master, tmp_path, README_SHOT)
         assert page[BUILD].get_attribute("data-status") == "failed"
         assert f"broken since {broken[:10]}: kernel: break it" in page[BUILD].text
         cause = page[CHECK].find_element(By.PARTIAL_LINK_TEXT, f"cause: {BUILD}")
