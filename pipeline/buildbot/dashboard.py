@@ -12,6 +12,7 @@ directories (/results/...).
 
 from __future__ import annotations
 
+import html
 import re
 import time
 from collections.abc import Callable
@@ -200,17 +201,25 @@ def _cause_and_cache(cell: Cell, build: dict[str, Any], get: Get) -> None:
             cell.status, cell.message = CACHED, "cached: passed before with the same key"
 
 
-def add_failing(cells: list[Cell], results: Path) -> None:
+def add_failing(cells: list[Cell], results: Path, url: str = "") -> None:
     """Red cells list their failing tests with messages, read from the junit.xml the
-    build uploaded to the master (<results>/<commit>/<job id>/)."""
+    build uploaded to the master (<results>/<commit>/<job id>/); every built cell links
+    its log, reproduce.sh and junit.xml there."""
     from pipeline.report.html_report import failing_cases
 
     for cell in cells:
-        if cell.status in (FAILED, ERROR) and cell.commit and "/" not in cell.commit:
-            cell.failing = failing_cases(results / cell.commit / cell.id / "junit.xml",
-                                         cell.id)
+        if not cell.commit or "/" in cell.commit:
+            continue
+        folder = results / cell.commit / cell.id
+        if cell.status in (FAILED, ERROR):
+            cell.failing = failing_cases(folder / "junit.xml", cell.id)
+        cell.links += [Link(name, f"{url}{APP_PATH}results/{cell.commit}/{cell.id}/{name}",
+                            target="_blank")
+                       for name in CELL_FILES if (folder / name).is_file()]
 
 
+APP_PATH = "plugins/wsgi_dashboards/matrix/"  # where Buildbot mounts this app
+CELL_FILES = ("log.txt", "reproduce.sh", "junit.xml")  # linked from each built cell
 HISTORY = 12  # results per cell in its history strip
 REFRESH_SECONDS = 10  # the page reloads itself this often while builds run or wait
 BROKEN = (FAILED, ERROR)
@@ -287,7 +296,7 @@ def branch_state(get: Get, jobs: list[Any], url: str, branch: str,
     stamps = Stamps.load(get)
     revisions = stamps.of_branch(branch)
     cells = branch_cells(get, jobs, url, stamps, revisions) if revisions else []
-    add_failing(cells, results)
+    add_failing(cells, results, url)
     add_broken_since(get, cells)
     return {"branch": branch, "head": revisions[0] if revisions else None,
             "status": commit_status(cells),
@@ -371,11 +380,20 @@ def page(get: Get, jobs: list[Any], url: str, branch: str, revision_arg: str,
         cells = [job_cell(job, newest.get(job.id), get, url) for job in jobs]
         for cell in cells:
             cell.commit = target if cell.status != ABSENT else ""
-    add_failing(cells, results)
+    add_failing(cells, results, url)
     context.update(commit_branch=stamps.branch_of(target), status=commit_status(cells),
                    table=view.matrix(cells), failing_cells=[c for c in cells if c.failing],
                    live=context["live"] or any(c.status in (RUNNING, PENDING) for c in cells))
     return context
+
+
+def embedded(url: str) -> str:
+    """What Buildbot's UI fetches (axios asks for JSON) to show under #/matrix: the page in
+    a frame, because the UI inserts HTML without running it: no refresh, and its `#` and
+    `?revision=` links would change the UI's own route."""
+    src = html.escape(f"{url}{APP_PATH}index.html", quote=True)
+    return (f'<iframe class="kmatrix-frame" src="{src}" title="kmatrix matrix" '
+            'style="border: 0; width: 100%; height: calc(100vh - 70px)"></iframe>')
 
 
 def create_app(jobs: list[Any], settings: Any) -> Flask:
@@ -390,6 +408,8 @@ def create_app(jobs: list[Any], settings: Any) -> Flask:
     @app.route("/")
     @app.route("/index.html")
     def index() -> str:
+        if "application/json" in request.headers.get("Accept", ""):
+            return embedded(settings.www_url)
         context = page(get, jobs, settings.www_url, request.args.get("branch", "").strip(),
                        request.args.get("revision", "").strip(), results_dir)
         return view.render(TEMPLATE, refresh_seconds=REFRESH_SECONDS, **context)

@@ -159,12 +159,17 @@ def test_dashboard_branch_matrix(chromium_driver, tmp_path) -> None:
         assert f"broken since {broken[:10]}: kernel: break it" in page[BUILD].text
         cause = page[CHECK].find_element(By.PARTIAL_LINK_TEXT, f"cause: {BUILD}")
         assert cause.get_attribute("href").endswith(f"#{page[BUILD].get_attribute('id')}")
+        for name in ("log.txt", "reproduce.sh", "junit.xml"):  # the uploaded files
+            href = page[BUILD].find_element(By.LINK_TEXT, name).get_attribute("href")
+            assert href.endswith(f"/results/{broken}/{BUILD}/{name}")
+        assert "#error broken on purpose" in master.get(
+            f"{PAGE}results/{broken}/{BUILD}/log.txt")
         grey, red = (page[c].value_of_css_property("background-color") for c in (CHECK, BUILD))
         assert grey != red
 
         # 4. the fix: green again, the history shows the red build in between
-        fixed = _set_file(master, "kernel/vexfs_main.c", source + "/* fixed */\n", "kernel: fix it",
-                          {BUILD, CHECK})
+        fixed = _set_file(master, "kernel/vexfs_main.c", source + "/* fixed */\n",
+                          "kernel: fix it", {BUILD, CHECK})
         state, cells = _state(master)
         assert state["status"] == "passed" and cells[BUILD]["commit"] == fixed
         assert [h["status"] for h in cells[BUILD]["history"]] == ["passed", "failed", "passed"]
@@ -186,9 +191,11 @@ def test_dashboard_branch_matrix(chromium_driver, tmp_path) -> None:
             By.CSS_SELECTOR, f'#recent li.commit[data-revision="{fixed}"]')
         assert "forced" in strip.text and "kernel: fix it" in strip.text
 
-        # the same page inside Buildbot's own UI (#/matrix embeds index.html)
+        # the same page inside Buildbot's own UI (#/matrix shows index.html in a frame)
         chromium_driver.get(f"{master.url}#/matrix")
         chromium_driver.implicitly_wait(15)
+        chromium_driver.switch_to.frame(
+            chromium_driver.find_element(By.CSS_SELECTOR, "iframe.kmatrix-frame"))
         embedded = chromium_driver.find_element(By.CSS_SELECTOR, f'td.cell[data-job="{BUILD}"]')
         assert embedded.get_attribute("data-status") == "passed", (
             chromium_driver.page_source[-20000:])

@@ -129,8 +129,13 @@ def test_red_cells_list_their_failing_tests_from_the_uploaded_junit(client, tmp_
     assert cells["kmod-build/6.12"]["failing"] == [
         {"name": "kmod-build/6.12.build", "message": "vexfs_main.c:12: error: expected ';'"}]
     assert cells["crate-test/default"]["failing"] == []
+    (job / "log.txt").write_text("make: *** [all] Error 2\n")
     page = client.get("/index.html?branch=main").get_data(as_text=True)
     assert '<section id="failures">' in page and "make: *** [all] Error 2" in page
+    log = f"http://127.0.0.1:8010/plugins/wsgi_dashboards/matrix/results/{OLD}/kmod-build/6.12/"
+    assert f'href="{log}log.txt"' in page and f'href="{log}junit.xml"' in page
+    assert f'href="{log}reproduce.sh"' not in page  # not uploaded: not linked
+    assert client.get(f"/results/{OLD}/kmod-build/6.12/log.txt").data.startswith(b"make:")
     assert "vexfs_main.c:12: error: expected &#39;;&#39;" in page
 
 
@@ -177,3 +182,12 @@ def test_the_page_refreshes_itself_only_while_builds_run(tmp_path) -> None:
 def test_the_bare_page_shows_the_newest_builds_branch(client) -> None:
     page = client.get("/").get_data(as_text=True)
     assert 'branch <span class="mono">dev</span>' in page and f"{OTHER}" in page
+
+
+def test_buildbot_ui_gets_the_page_in_a_frame(client) -> None:
+    """The UI fetches index.html with axios (Accept: application/json) and inserts it without
+    running scripts; a browser (Accept: text/html) or a script gets the page itself."""
+    ui = client.get("/index.html", headers={"Accept": "application/json, text/plain, */*"})
+    assert ui.get_data(as_text=True).startswith('<iframe class="kmatrix-frame" src="http://')
+    page = client.get("/index.html", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert '<div class="kmatrix dashboard"' in page.get_data(as_text=True)
