@@ -19,6 +19,7 @@ from typing import Any
 
 from junitparser import JUnitXml, TestSuite
 
+from pipeline.results.merge import NOT_RUN
 from pipeline.results.status import ERROR, FAILED, PASSED, SKIPPED
 
 FAILING = frozenset({FAILED, ERROR})
@@ -202,7 +203,8 @@ def load_run(run_dir: Path) -> dict[tuple[str, str], TestStatus]:
 
 def compare_runs(run_dir: Path, baseline_dir: Path) -> Regressions:
     """compare() of two run directories."""
-    return compare(load_run(run_dir), load_run(baseline_dir), baseline_run=baseline_dir.name)
+    return compare(ran(load_run(run_dir)), ran(load_run(baseline_dir)),
+                   baseline_run=baseline_dir.name)
 
 
 def _read_summary(run_dir: Path) -> dict[str, Any] | None:
@@ -222,15 +224,15 @@ def _same_path(a: str | Path, b: str | Path) -> bool:
         return False
 
 
-def find_baseline(reports_dir: Path, run_dir: Path, matrix_path: Path | str) -> Path | None:
-    """The newest run before run_dir of the same matrix (by summary.json), or None.
+def earlier_runs(reports_dir: Path, run_dir: Path, matrix_path: Path | str) -> list[Path]:
+    """The runs before run_dir of the same matrix (by summary.json), newest first.
 
     Runs without a readable summary.json (still running, crashed) and symlinks such as
     reports/latest are skipped. "Before" is by the summaries' `started` times when both
     have one, else by run id (ids sort by time: 20261127-154601-3fa2).
     """
     if not reports_dir.is_dir():
-        return None
+        return []
     mine = _read_summary(run_dir) or {}
     my_key = (str(mine.get("started", "")), run_dir.name)
     candidates: list[tuple[tuple[str, str], Path]] = []
@@ -246,13 +248,48 @@ def find_baseline(reports_dir: Path, run_dir: Path, matrix_path: Path | str) -> 
         earlier = key < my_key if (key[0] and my_key[0]) else entry.name < run_dir.name
         if earlier:
             candidates.append((key, entry))
-    if not candidates:
-        return None
-    return max(candidates)[1]
+    return [path for _, path in sorted(candidates, reverse=True)]
+
+
+def find_baseline(reports_dir: Path, run_dir: Path, matrix_path: Path | str) -> Path | None:
+    """The newest run before run_dir of the same matrix, or None (earlier_runs)."""
+    runs = earlier_runs(reports_dir, run_dir, matrix_path)
+    return runs[0] if runs else None
+
+
+def ran(statuses: dict[tuple[str, str], TestStatus]) -> dict[tuple[str, str], TestStatus]:
+    """Without the placeholder cases of jobs that did not run (skipped, cancelled, ...)."""
+    return {k: v for k, v in statuses.items() if not k[1].endswith(NOT_RUN)}
+
+
+def per_job_baseline(current: dict[tuple[str, str], TestStatus], runs: list[Path]
+                     ) -> tuple[dict[tuple[str, str], TestStatus], list[str]]:
+    """For each job of `current`, its tests in the newest of `runs` that ran it (a run
+    filtered with --kernel is not the baseline of the jobs it left out); the runs used."""
+    wanted = {job for job, _ in current}
+    before: dict[tuple[str, str], TestStatus] = {}
+    used: list[str] = []
+    for run in runs:
+        if not wanted:
+            break
+        statuses = ran(load_run(run))
+        take = {job for job, _ in statuses} & wanted
+        if take:
+            before.update({k: v for k, v in statuses.items() if k[0] in take})
+            used.append(run.name)
+            wanted -= take
+    return before, used
 
 
 def regressions_for(reports_dir: Path, run_dir: Path, matrix_path: Path | str
                     ) -> Regressions | None:
-    """compare_runs() against find_baseline(), or None when there is no earlier run."""
-    baseline = find_baseline(reports_dir, run_dir, matrix_path)
-    return compare_runs(run_dir, baseline) if baseline else None
+    """The run's changes against, per job, the newest earlier run that ran that job; None
+    when there is no earlier run. Jobs that did not run now are left out."""
+    runs = earlier_runs(reports_dir, run_dir, matrix_path)
+    if not runs:
+        return None
+    current = ran(load_run(run_dir))
+    before, used = per_job_baseline(current, runs)
+    label = used[0] if len(used) == 1 else (
+        f"{used[0]} (+{len(used) - 1} earlier for other jobs)" if used else runs[0].name)
+    return compare(current, before, baseline_run=label)

@@ -15,7 +15,7 @@ from junitparser import JUnitXml
 from pipeline.errors import ReportError
 from pipeline.fsutil import atomic_write_text
 from pipeline.model.expand import Job
-from pipeline.results.merge import merge_files
+from pipeline.results.merge import merge_files, placeholder_suite
 from pipeline.results.status import OK_STATUSES, STATUS_STYLE, JobResult
 
 
@@ -80,10 +80,16 @@ def write_summary(run_dir: Path, run_id: str, matrix_path: Path, jobs: list[Job]
                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """summary.json and the merged junit.xml (each written atomically); returns the
     summary. ReportError when a file cannot be written (e.g. the disk is full)."""
-    junit_files = [run_dir / r.directory / "junit.xml" for r in results.values()
-                   if r.directory and (run_dir / r.directory / "junit.xml").exists()]
+    def junit(result: JobResult) -> Path | None:
+        path = run_dir / result.directory / "junit.xml" if result.directory else None
+        return path if path is not None and path.exists() else None
+
+    junit_files = [p for p in map(junit, results.values()) if p is not None]
+    not_run = [placeholder_suite(r.id, r.status, r.message) for r in results.values()
+               if junit(r) is None and not r.ok]
     try:
-        merged: JUnitXml = merge_files(junit_files, run_dir / "junit.xml", name=run_id)
+        merged: JUnitXml = merge_files(junit_files, run_dir / "junit.xml", name=run_id,
+                                       extra=not_run)
     except OSError as exc:
         raise ReportError(f"cannot write {run_dir / 'junit.xml'}: {exc.strerror or exc}"
                           ) from None

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from junitparser import JUnitXml, TestSuite
+from junitparser import Error, JUnitXml, Skipped, TestCase, TestSuite
 
 from pipeline.fsutil import atomic_path
+from pipeline.results.status import CANCELLED, INTERRUPTED, SKIPPED
+
+NOT_RUN_STATUSES = (SKIPPED, CANCELLED, INTERRUPTED)
 
 
 def suite_counts(suite: TestSuite) -> dict[str, int]:
@@ -42,11 +45,28 @@ def write_suite(suite: TestSuite, path: Path,
                 tmp.write_text(filtered, encoding="utf-8")
 
 
+NOT_RUN = "(job not run)"  # the one case of a selected job that left no JUnit
+
+
+def placeholder_suite(job: str, status: str, reason: str) -> TestSuite:
+    """A selected job without JUnit of its own as one case, so a CI server that reads the
+    merged junit.xml knows it exists: skipped (skipped, cancelled, interrupted: with the
+    reason) or an error (it failed before writing any)."""
+    suite = TestSuite(job)
+    case = TestCase(NOT_RUN, classname=job)
+    text = f"{status}: {reason[:2000]}" if reason else status
+    case.result = [Skipped(message=text) if status in NOT_RUN_STATUSES else
+                   Error(message=text)]
+    suite.add_testcase(case)
+    return suite
+
+
 def merge_files(paths: Iterable[Path], out: Path, name: str,
-                skipped: list[Path] | None = None) -> JUnitXml:
-    """Merge JUnit files into `out` (atomically). An input that cannot be read or parsed
-    is left out (and appended to `skipped`): one broken job file must not lose the run's
-    report."""
+                skipped: list[Path] | None = None,
+                extra: Iterable[TestSuite] = ()) -> JUnitXml:
+    """Merge JUnit files into `out` (atomically), then the `extra` suites (jobs without a
+    file: placeholder_suite). An input that cannot be read or parsed is left out (and
+    appended to `skipped`): one broken job file must not lose the run's report."""
     merged = JUnitXml(name=name)
     for path in paths:
         try:
@@ -58,6 +78,9 @@ def merge_files(paths: Iterable[Path], out: Path, name: str,
         suites = [xml] if isinstance(xml, TestSuite) else list(xml)
         for suite in suites:
             merged.add_testsuite(suite)
+    for suite in extra:
+        suite.update_statistics()
+        merged.add_testsuite(suite)
     merged.update_statistics()
     for element in merged._elem.iter():  # drop the inputs' indentation before re-indenting
         if element.text is not None and not element.text.strip():

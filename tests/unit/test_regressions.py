@@ -194,3 +194,19 @@ def test_find_baseline_matches_matrix_paths_after_resolving(tmp_path: Path) -> N
     assert find_baseline(reports, current, matrix) == wanted
     result = regressions_for(reports, current, matrix)
     assert result is not None and result.baseline_run == wanted.name
+
+
+def test_a_filtered_run_is_not_the_baseline_of_the_jobs_it_left_out(tmp_path: Path) -> None:
+    """`pipeline run --kernel 6.1` ran only kmod-build; the next full run compares the crate
+    job with the full run before, so its tests are not "new"."""
+    reports = tmp_path / "reports"
+    full = _run(reports, "20261125-090000-0001", "2026-11-25T09:00:00+00:00")
+    filtered = make_run(reports, "20261126-090000-0002", _jobs()[:1],
+                        started="2026-11-26T09:00:00+00:00")
+    current = make_run(reports, "20261127-090000-0003", _jobs(math="passed"),
+                       started="2026-11-27T09:00:00+00:00")
+    result = regressions_for(reports, current, MATRIX)
+    assert result is not None and result.new_tests == []
+    assert [c.short_name for c in result.fixed] == ["test.tests::math"]
+    assert result.baseline_run == f"{filtered.name} (+1 earlier for other jobs)"
+    assert full.name != filtered.name
