@@ -1,6 +1,6 @@
 # The two commands a newcomer needs:  make run   and   make test
 # Both install what they need first (scripts/setup.sh is idempotent).
-.PHONY: setup run test test-fast lint lock clean-reports
+.PHONY: setup setup-test run test test-fast lint lock clean-reports
 
 VENV := .venv/bin
 ARGS ?=
@@ -8,12 +8,16 @@ ARGS ?=
 setup:
 	@scripts/setup.sh
 
+## setup-test: also what only the tests need (Chromium, PostgreSQL, gpg)
+setup-test:
+	@scripts/setup.sh --test
+
 ## run: the local matrix run on the defaults in matrix.yml (images are built on first use)
 run: setup
 	$(VENV)/pipeline run $(ARGS)
 
 ## test: lint, unit tests, then integration tests with real Docker/QEMU on one kernel
-test: setup
+test: setup-test
 	$(VENV)/ruff check pipeline tests
 	$(VENV)/pytest -q -ra $(ARGS)
 

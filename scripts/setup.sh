@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # Installs what kmatrix needs on a Debian machine; idempotent (a second call installs nothing).
-#   apt packages (mmdebstrap for registry-free images, QEMU for VM tests, ...)
+#   apt packages (mmdebstrap for registry-free images, QEMU for VM tests, ...); with
+#   --test also what only the tests need (Chromium, PostgreSQL, gpg)
 #   a Python venv in .venv from pyproject.toml (re-created only when pyproject.toml changes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   mmdebstrap uidmap            # Debian rootfs for images without a registry
+  gpgv debian-archive-keyring  # verify the signed InRelease of kernel suites (pipeline lock)
   qemu-system-x86 busybox-static cpio zstd xz-utils  # VM tests
   python3-venv git ca-certificates
+)
+TEST_PACKAGES=(                # only what `make test` needs (scripts/setup.sh --test)
+  gpg gpg-agent                # a throwaway key signs a synthetic archive
   chromium chromium-driver     # browser tests of the HTML report and the Buildbot dashboard
   postgresql                   # the Buildbot master on PostgreSQL (a test starts its own cluster)
 )
+if [ "${1:-}" = "--test" ]; then APT_PACKAGES+=("${TEST_PACKAGES[@]}"); fi
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
