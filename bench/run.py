@@ -29,11 +29,11 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
-PROJECT_PARTS = ("matrix.yml", "matrix.lock", "images", "kernel", "userspace")
+PROJECT_PARTS = ("matrix.yml", "matrix.lock", "kernel", "userspace")
 IGNORE = shutil.ignore_patterns("target", "*.o", "*.ko", "*.mod*", ".*.cmd", "Module.symvers",
                                 "modules.order")
 JOB_A = "kmod-build/6.1"
-ALL = "abcdefh"
+ALL = "abcdefhj"
 TABLE_START, TABLE_END = "<!-- bench:table -->", "<!-- /bench:table -->"
 
 
@@ -221,6 +221,29 @@ def bench_e(runs: int) -> dict[str, Any]:
                       f"{result['expand'] * 1000:.0f} ms ({result['jobs']} jobs)", **result}
 
 
+def bench_j(runs: int) -> dict[str, Any]:
+    """What hermetic inputs cost per job: the /src trees of the shipped matrix, made and
+    removed as in a run, in-process on the checkout (bench/inputs_cost)."""
+    sys.path.insert(0, str(BENCH))
+    from inputs_cost import measure
+
+    log("(j) hermetic inputs: /src trees of the shipped matrix")
+    result = measure(max(9, runs))
+    ms = result["per_job"] * 1000
+    return {"title": "hermetic inputs: making and removing the jobs' /src trees, per job",
+            "value": ms, "unit": "ms", "goal": "< 50 ms", "met": ms < 50,
+            "detail": f"median of {result['runs']} runs of the shipped matrix: "
+                      f"{result['jobs']} jobs, {result['input_sets']} distinct input sets "
+                      f"({'hard links' if result['linked'] else 'copies'}), "
+                      f"{result['run_total'] * 1000:.1f} ms per run (making "
+                      f"{result['making'] * 1000:.1f}, removing "
+                      f"{result['removing'] * 1000:.1f}); one job alone (`pipeline job`): "
+                      f"at most {result['alone_worst'] * 1000:.1f} ms "
+                      f"({result['alone_worst_files']} files); listing and matching the "
+                      f"inputs, done for the cache keys anyway: "
+                      f"{result['listing'] * 1000:.1f} ms", **result}
+
+
 BUILDBOT_MATRIX = """\
 version: 1
 defaults: {timeout: 300, image-base: mmdebstrap}
@@ -344,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
             from bench.buildbot_workers import bench_h
 
             results["h"] = bench_h(tmp, args.runs_h, log)
+        if "j" in only:
+            results["j"] = bench_j(args.runs)
     env = environment()
     for row in results.values():
         row["measured"] = env["date"]

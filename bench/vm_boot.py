@@ -39,7 +39,7 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-PROJECT_PARTS = ("matrix.yml", "matrix.lock", "images", "kernel", "userspace")
+PROJECT_PARTS = ("matrix.yml", "matrix.lock", "kernel", "userspace")
 IGNORE = shutil.ignore_patterns("target", "*.o", "*.ko", "*.mod*", ".*.cmd", "Module.symvers",
                                 "modules.order")
 GOAL_SECONDS = 10.0

@@ -10,6 +10,7 @@ APT_PACKAGES=(
   mmdebstrap uidmap            # Debian rootfs for images without a registry
   gpgv debian-archive-keyring  # verify the signed InRelease of kernel suites (pipeline lock)
   qemu-system-x86 busybox-static cpio zstd xz-utils  # VM tests
+  qemu-system-arm              # arm64 VM tests (qemu-system-aarch64; arm64 busybox: matrix.lock)
   python3-venv git ca-certificates
 )
 TEST_PACKAGES=(                # only what `make test` needs (scripts/setup.sh --test)

@@ -28,11 +28,13 @@ from typing import Any
 import jinja2
 import yaml
 
+from pipeline.debian.archive import is_snapshot, snapshot_mirror
 from pipeline.debian.lock import LockedKernel
 from pipeline.errors import EnvironmentProblem, ImageBuildError, InputError
 from pipeline.paths import cache_dir
 
 IMAGE_FORMAT_VERSION = "1"  # bump to force every image to rebuild
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
 LOG_TAIL_LINES = 30
 
 
@@ -42,6 +44,7 @@ class ImageBase:
 
     mode: str = "mmdebstrap"  # or "registry"
     registry_image: str = "debian"
+    snapshot: str = ""  # matrix.yml's top-level snapshot: for flavours on Debian's mirror
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class Flavour:
     keyring: str
     packages: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
+    architectures: tuple[str, ...] = ()  # foreign dpkg architectures (packages `name:arm64`)
+    extract: tuple[str, ...] = ()  # packages unpacked into / (dpkg-deb -x), not installed
 
     def rootfs_recipe(self) -> dict[str, Any]:
         """Everything that determines the bootstrapped rootfs."""
@@ -67,7 +72,19 @@ class Flavour:
             "sources": list(self.sources),
             "keyring": self.keyring,
             "packages": sorted(self.packages),
+            **self._foreign(),
         }
+
+    def _foreign(self) -> dict[str, Any]:
+        """architectures and extract, only when set (other images keep their tags)."""
+        return {k: list(v) for k, v in (("architectures", self.architectures),
+                                         ("extract", self.extract)) if v}
+
+    def hashed(self) -> dict[str, Any]:
+        """What the image tag hashes of the flavour."""
+        data = asdict(self)
+        del data["architectures"], data["extract"]
+        return {**data, **self._foreign()}
 
 
 @dataclass(frozen=True)
@@ -92,20 +109,34 @@ def _split_words(value: Any) -> tuple[str, ...]:
     return tuple(str(value).split())
 
 
+BUILTIN_IMAGES = Path(__file__).resolve().parents[1] / "images"  # package data
+
+
+def _flavours(path: Path) -> dict[str, Any]:
+    """A flavours.yml as a mapping ({} when the file does not exist)."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        return {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a mapping of flavour names to flavours")
+    return data
+
+
 class ImageCatalog:
-    """The flavours declared in an images/ directory, rendered with Jinja2."""
+    """The built-in flavours (pipeline/images/) and those of a project's images/ directory
+    (same name: the project's wins; its templates too), rendered with Jinja2."""
 
     def __init__(self, images_dir: Path) -> None:
         self.images_dir = images_dir
-        spec_path = images_dir / "flavours.yml"
-        try:
-            self.spec: dict[str, Any] = yaml.safe_load(spec_path.read_text()) or {}
-        except FileNotFoundError:
-            raise InputError(f"{spec_path}: image flavours file not found") from None
-        except yaml.YAMLError as exc:
-            raise InputError(f"{spec_path}: invalid YAML: {exc}") from None
+        self.spec: dict[str, Any] = {}
+        for folder in (BUILTIN_IMAGES, images_dir):  # the project's flavours add or replace
+            self.spec.update(_flavours(folder / "flavours.yml"))
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(images_dir)),
+            loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(images_dir)),
+                                        jinja2.FileSystemLoader(str(BUILTIN_IMAGES))]),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
             autoescape=False,
@@ -124,7 +155,8 @@ class ImageCatalog:
         if name not in self.spec:
             raise InputError(
                 f"unknown image flavour {name!r}",
-                hint=f"flavours in {self.images_dir}/flavours.yml: {', '.join(self.names())}",
+                hint=f"built-in flavours and {self.images_dir}/flavours.yml's: "
+                     f"{', '.join(self.names())}",
             )
         raw = self.spec[name]
         if raw.get("per") == "kernel" and kernel is None:
@@ -137,15 +169,20 @@ class ImageCatalog:
             except jinja2.TemplateError as exc:
                 raise InputError(f"images/flavours.yml: flavour {name!r}: {exc}") from None
 
+        mirror = render(raw.get("mirror", DEBIAN_MIRROR))
+        if base.snapshot and mirror.rstrip("/") == DEBIAN_MIRROR:
+            mirror = snapshot_mirror(base.snapshot)  # a per-kernel one is in the lock already
         return Flavour(
             name=name,
             suite=render(raw.get("suite", "")),
-            mirror=render(raw.get("mirror", "http://deb.debian.org/debian")),
+            mirror=mirror,
             components=_split_words(render(raw.get("components", "main"))),
             sources=_split_words(render(raw.get("sources", raw.get("suite", "")))),
             keyring=render(raw.get("keyring", "")),
             packages=tuple(render(p) for p in raw.get("packages", [])),
             env={k: render(v) for k, v in (raw.get("env") or {}).items()},
+            architectures=_split_words(render(raw.get("architectures", ""))),
+            extract=tuple(x for x in (render(p) for p in raw.get("extract", [])) if x),
         )
 
     def dockerfile(self, flavour: Flavour, base: ImageBase, rootfs_image: str) -> str:
@@ -166,8 +203,10 @@ def rootfs_tag(flavour: Flavour) -> str:
 
 def image_tag(flavour: Flavour, dockerfile: str, kernel: LockedKernel | None) -> str:
     """Content-hash tag of the final flavour image."""
-    digest = _hash({"flavour": asdict(flavour), "dockerfile": dockerfile})[:16]
-    repo = f"kmatrix/{flavour.name}" + (f"-{kernel.version}" if kernel else "")
+    digest = _hash({"flavour": flavour.hashed(), "dockerfile": dockerfile})[:16]
+    suffix = (f"-{kernel.version}" + ("" if kernel.arch == "amd64" else f"-{kernel.arch}")
+              if kernel else "")
+    repo = f"kmatrix/{flavour.name}{suffix}"
     return f"{repo.lower()}:{digest}"
 
 
@@ -178,6 +217,10 @@ SYNC_OUT = (
     'b=$(basename "$f"); [ -e "{cache}/$b" ] || '
     '{{ cp "$f" "{cache}/.$b.tmp" && mv "{cache}/.$b.tmp" "{cache}/$b"; }}; done\' sh "$1"'
 )
+
+
+EXTRACT = ('chroot "$1" sh -ec \'cd /tmp; apt-get download -o APT::Sandbox::User=root '
+           '{packages}; for deb in ./*.deb; do dpkg-deb -x "$deb" /; done; rm -f ./*.deb\'')
 
 
 def mmdebstrap_command(flavour: Flavour, target: Path, apt_cache: Path) -> list[str]:
@@ -193,8 +236,14 @@ def mmdebstrap_command(flavour: Flavour, target: Path, apt_cache: Path) -> list[
         "--customize-hook=" + SYNC_OUT.format(cache=apt_cache),
         "--aptopt=Acquire::Retries \"3\"",
     ]
+    if flavour.architectures:
+        cmd.append(f"--architectures={','.join(('amd64', *flavour.architectures))}")
+    if flavour.extract:  # unpacked, not installed: their dependencies are not wanted
+        cmd.append("--customize-hook=" + EXTRACT.format(packages=" ".join(flavour.extract)))
     if flavour.keyring:
         cmd.append(f"--keyring={flavour.keyring}")
+    if is_snapshot(flavour.mirror):  # a snapshot's indexes outlive their Valid-Until
+        cmd.append('--aptopt=Acquire::Check-Valid-Until "false"')
     components = " ".join(flavour.components)
     cmd += [flavour.suite, str(target)]
     cmd += [f"deb {flavour.mirror} {suite} {components}" for suite in flavour.sources]
@@ -251,6 +300,10 @@ class ImageBuilder:
             raise EnvironmentProblem(f"Docker is not reachable ({exc.__class__.__name__})",
                                      hint="start the Docker Engine or set DOCKER_HOST"
                                      ) from None
+
+    def exists(self, tag: str) -> bool:
+        """Whether the image is in the local engine (False when there is no engine)."""
+        return self.client is not None and self._exists(tag) is not None
 
     def plan(self, flavour_name: str, kernel: LockedKernel | None) -> tuple[Flavour, str, str]:
         """Render a flavour: (flavour, dockerfile text, final tag). Pure apart from reading."""

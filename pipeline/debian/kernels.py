@@ -1,5 +1,9 @@
 """Bootable kernels for VM tests: the locked linux-image .deb, fetched once and verified.
 
+The .deb must have exactly the SHA256 matrix.lock pins (which `pipeline lock` took from the
+signed chain, and the check before every run compares with the suite's signed index
+again): a lock entry without one, or other bytes, fail closed (ChainError, exit 2).
+
 A kernel built from source (matrix.lock entry with `source`) has no image package: its
 bzImage is in its kbuild-rust image at $KERNEL_IMAGE, and a VM job boots the copy its
 build job leaves in $OUT (`vm: {kernel: ...}`).
@@ -15,8 +19,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from pipeline.debian.lock import LockedKernel
-from pipeline.errors import EnvironmentProblem
+from pipeline.debian.archive import ChainError
+from pipeline.debian.lock import SHA256_RE, LockedKernel
+from pipeline.errors import EnvironmentProblem, InputError
 from pipeline.paths import cache_dir
 
 VMLINUZ_PATTERNS = ("./boot/vmlinuz-*", "./usr/lib/modules/*/vmlinuz", "./lib/modules/*/vmlinuz")
@@ -36,11 +41,24 @@ def _download(url: str, dest: Path, sha256: str) -> None:
             f"cannot download {url}: {getattr(exc, 'reason', exc)}",
             hint="check the network; if the mirror dropped this version, run "
                  "`pipeline lock --update`") from None
-    if sha256 and digest.hexdigest() != sha256:
+    if digest.hexdigest() != sha256:
         tmp.unlink(missing_ok=True)
-        raise EnvironmentProblem(f"{url}: SHA256 mismatch (expected {sha256}, got "
-                                 f"{digest.hexdigest()})", hint="run `pipeline lock --update`")
+        raise ChainError(f"{url} does not match matrix.lock (SHA256 {digest.hexdigest()}, "
+                         f"the lock pins {sha256})",
+                         hint="the mirror or a proxy served other bytes; they were discarded")
     tmp.replace(dest)
+
+
+def _home(kernel: LockedKernel) -> Path:
+    return cache_dir() / "kernels" / kernel.image.sha256[:24]
+
+
+def cached_kernel_image(kernel: LockedKernel) -> Path | None:
+    """The vmlinuz of the locked image package when it is already cached."""
+    if kernel.from_source or not SHA256_RE.match(kernel.image.sha256):
+        return None
+    vmlinuz = _home(kernel) / "vmlinuz"
+    return vmlinuz if vmlinuz.is_file() else None
 
 
 def kernel_image(kernel: LockedKernel) -> Path:
@@ -57,11 +75,14 @@ def kernel_image(kernel: LockedKernel) -> Path:
         raise EnvironmentProblem(
             f"matrix.lock has no download path for {package.package}",
             hint="run `pipeline lock --update` (older locks lack it)")
-    key = package.sha256 or hashlib.sha256(package.url(kernel.mirror).encode()).hexdigest()
-    home = cache_dir() / "kernels" / key[:24]
+    if not SHA256_RE.match(package.sha256):
+        raise InputError(f"matrix.lock has no SHA256 for {package.package} {package.version}",
+                         hint="run `pipeline lock --update`")
+    cached = cached_kernel_image(kernel)
+    if cached is not None:
+        return cached
+    home = _home(kernel)
     vmlinuz = home / "vmlinuz"
-    if vmlinuz.is_file():
-        return vmlinuz
     home.mkdir(parents=True, exist_ok=True)
     deb = home / "image.deb"
     _download(package.url(kernel.mirror), deb, package.sha256)
@@ -82,3 +103,39 @@ def kernel_image(kernel: LockedKernel) -> Path:
         vmlinuz.with_suffix(".tmp").replace(vmlinuz)
     deb.unlink()
     return vmlinuz
+
+
+BUSYBOX_PATHS = ("./bin/busybox", "./usr/bin/busybox")
+
+
+def busybox_binary(kernel: LockedKernel) -> Path | None:
+    """The static busybox of a kernel of another architecture than the host's: the lock's
+    busybox-static of that architecture, downloaded (SHA256-checked) and unpacked (not
+    installed) once, cached. None for amd64 kernels: their VMs use the host's /bin/busybox."""
+    package = kernel.busybox
+    if package is None:
+        return None
+    if not SHA256_RE.match(package.sha256) or not package.filename:
+        raise InputError(f"matrix.lock has no SHA256 or path for {package.package} "
+                         f"{package.version} ({kernel.key})", hint="run `pipeline lock --update`")
+    home = cache_dir() / "busybox" / package.sha256[:24]
+    binary = home / "busybox"
+    if binary.is_file():
+        return binary
+    home.mkdir(parents=True, exist_ok=True)
+    deb = home / "busybox.deb"
+    _download(package.url(kernel.mirror), deb, package.sha256)
+    with tempfile.TemporaryDirectory(dir=home) as tmp:
+        patterns = " ".join(f"'{p}'" for p in BUSYBOX_PATHS)
+        proc = subprocess.run(
+            f"dpkg-deb --fsys-tarfile {deb} | tar -x -C {tmp} --wildcards {patterns}",
+            shell=True, capture_output=True, text=True, check=False)
+        found = [Path(tmp, p) for p in BUSYBOX_PATHS if Path(tmp, p).is_file()]
+        if not found:
+            raise EnvironmentProblem(f"no busybox ({', '.join(BUSYBOX_PATHS)}) in "
+                                     f"{package.package} {package.version}: "
+                                     f"{proc.stderr.strip()[:300]}")
+        shutil.move(str(found[0]), binary.with_suffix(".tmp"))
+        binary.with_suffix(".tmp").replace(binary)
+    deb.unlink()
+    return binary

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import Diagnostic, InputError
+from pipeline.model.axes import Axis, build_axes
 from pipeline.model.features import FeatureSet, build_feature_sets
-from pipeline.model.kernels import KernelSource
+from pipeline.model.kernels import NATIVE_ARCH, KernelSource, snapshot_problem
 from pipeline.model.recipes import apply_kinds
-from pipeline.model.schema import MATRIX_SCHEMA, did_you_mean, validate
+from pipeline.model.schema import did_you_mean, matrix_schema, validate
 from pipeline.model.yamlmarks import (
     Mark,
     MarkedDict,
@@ -22,7 +24,7 @@ from pipeline.model.yamlmarks import (
     source_text,
 )
 
-AXES = ("kernel", "features")
+AXES = ("kernel", "features")  # the built-in axes; user axes: Matrix.axes
 DEFAULT_TIMEOUT = 1800
 DEFAULT_LIMITS = {"cpus": 2.0, "memory": "4g", "pids": 4096}
 
@@ -99,15 +101,32 @@ class Matrix:
     exclude_marks: list[Mark | None] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
     include_marks: list[Mark | None] = field(default_factory=list)
+    snapshot: str = ""  # the top-level snapshot.debian.org timestamp, if any
+    axes: dict[str, Axis] = field(default_factory=dict)  # user-defined, in declaration order
 
     @property
     def root(self) -> Path:
         """The project root: the directory holding matrix.yml."""
         return self.path.parent
 
+    def kernel_sources(self, jobs: Iterable[Any]) -> list[KernelSource]:
+        """What `pipeline lock` resolves: every declared kernel, each followed by its
+        variants for the other architectures that the cells `jobs` use (`6.12:arm64`)."""
+        arches: dict[str, dict[str, None]] = {}
+        for job in jobs:
+            if job.kernel is not None and job.arch != NATIVE_ARCH:
+                arches.setdefault(job.kernel, {})[job.arch] = None
+        return [variant for version, source in self.kernels.items() for variant in (
+            source, *(replace(source, arch=arch) for arch in arches.get(version, ())))]
+
+    def axis_names(self) -> tuple[str, ...]:
+        """Every axis in job-id order: kernel, features, then the user axes as declared."""
+        return (*AXES, *self.axes)
+
     def axis_values(self, axis: str, spec: JobSpec | None = None) -> list[str]:
         """Values of an axis in declaration order (restricted by the job's `over` mapping)."""
-        values = list(self.kernels) if axis == "kernel" else list(self.features)
+        values = list(self.kernels if axis == "kernel" else self.features if axis == "features"
+                      else self.axes[axis].values)
         if spec is not None and spec.values.get(axis):
             wanted = spec.values[axis]
             return [v for v in values if v in wanted]
@@ -130,7 +149,7 @@ def _words(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
-def _kernel(version: str, data: dict[str, Any]) -> KernelSource:
+def _kernel(version: str, data: dict[str, Any], snapshot: str = "") -> KernelSource:
     suite = data["suite"]
     sources = _words(data.get("sources"))
     if not sources:
@@ -149,6 +168,8 @@ def _kernel(version: str, data: dict[str, Any]) -> KernelSource:
         image=data.get("image", defaults.image),
         # only when declared: kernels without it hash (matrix.lock) as they always did
         **({"source": data["source"]} if "source" in data else {}),
+        # its own, else the matrix's (which is for kernels on Debian's own archive)
+        snapshot=str(data.get("snapshot") or ("" if "mirror" in data else snapshot)),
     )
 
 
@@ -163,6 +184,22 @@ def _check_kernel(kernel: KernelSource, raw: dict[str, Any], diags: list[Diagnos
     if not kernel.suite.strip():
         diags.append(Diagnostic(f"kernels.{kernel.version}.suite is empty", mark_of(raw, "suite"),
                                 "name an apt suite, e.g. bookworm"))
+    if raw.get("snapshot") and "mirror" in raw:
+        diags.append(Diagnostic(
+            f"kernels.{kernel.version} has both `mirror` and `snapshot`",
+            key_mark_of(raw, "mirror"), "a snapshot is of Debian's archive "
+            "(snapshot.debian.org): remove `mirror:` or `snapshot:`"))
+
+
+def _check_snapshot(where: str, container: Any, diags: list[Diagnostic]) -> None:
+    """A located error when container's `snapshot` is not a real, past timestamp."""
+    value = container.get("snapshot") if isinstance(container, dict) else None
+    problem = snapshot_problem(value) if isinstance(value, str) else None
+    if problem:
+        diags.append(Diagnostic(f"{where}snapshot: {value!r} {problem}",
+                                mark_of(container, "snapshot"),
+                                "write a past UTC time as YYYYMMDDThhmmssZ, e.g. "
+                                "20260115T000000Z (see docs/MATRIX.md)"))
 
 
 def _steps(name: str, data: dict[str, Any], diags: list[Diagnostic]) -> tuple[Step, ...]:
@@ -195,8 +232,12 @@ def _steps(name: str, data: dict[str, Any], diags: list[Diagnostic]) -> tuple[St
     return ()
 
 
-def _over(name: str, job: dict[str, Any], kernels: dict[str, Any],
-          features: dict[str, FeatureSet],
+def _what(axis: str) -> str:
+    """How messages call a value of an axis."""
+    return {"kernel": "kernel", "features": "feature set"}.get(axis, f"{axis} value")
+
+
+def _over(name: str, job: dict[str, Any], known_values: dict[str, list[str]],
           diags: list[Diagnostic]) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
     raw = job.get("over") or []
     if isinstance(raw, list):
@@ -214,7 +255,7 @@ def _over(name: str, job: dict[str, Any], kernels: dict[str, Any],
                                     mark_of(raw, axis), f"list the {axis} values to use, "
                                     "or '*' for all of them"))
             continue
-        known = list(kernels) if axis == "kernel" else list(features)
+        known = known_values.get(axis, [])
         for index, value in enumerate(wanted):
             where = mark_of(chosen, index) if isinstance(chosen, list) else mark_of(raw, axis)
             if value == "*":
@@ -222,13 +263,13 @@ def _over(name: str, job: dict[str, Any], kernels: dict[str, Any],
                                         where, "use '*' alone (all values) or list values"))
                 continue
             # a generator's name selects all the sets it generated; 6.1 selects 6.1.x
-            expanded = [k for k in known if k == value or k.startswith(value + ".")]
+            expanded = [k for k in known if k == value or (
+                axis in AXES and k.startswith(value + "."))]
             if not expanded:
                 generators = [k.split(".", 1)[0] for k in known if axis == "features"]
                 hint = did_you_mean(value, list(dict.fromkeys(known + generators)))
                 diags.append(Diagnostic(
-                    f"job {name!r}: over.{axis} names unknown "
-                    f"{'kernel' if axis == 'kernel' else 'feature set'} {value!r}", where,
+                    f"job {name!r}: over.{axis} names unknown {_what(axis)} {value!r}", where,
                     hint or f"declared: {', '.join(known)}"))
             values[axis] = values.get(axis, ()) + tuple(expanded)
     return tuple(raw), values
@@ -249,7 +290,8 @@ def _check_job(name: str, job: dict[str, Any], over: tuple[str, ...],
     if "vm" not in job:
         if "image" not in job:
             diags.append(Diagnostic(f"job {name!r} has no image", mark_of(job),
-                                    "add `image:` naming a flavour from images/flavours.yml"))
+                                    "add `image:` naming a flavour (built-in ones: "
+                                    "pipeline/images/flavours.yml)"))
         return
     for key in ("run", "steps"):
         if key in job:
@@ -287,7 +329,7 @@ def _cell_filter(entry: dict[str, Any]) -> MarkedDict:
     for attr in ("mark", "key_marks", "value_marks", "key_texts", "value_texts"):
         setattr(out, attr, getattr(entry, attr, None if attr == "mark" else {}))
     for key, value in entry.items():
-        out[key] = source_text(entry, key) if key in (*AXES, "job") else value
+        out[key] = value if key in ("env", "timeout") else source_text(entry, key)
     return out
 
 
@@ -312,18 +354,25 @@ def _check_needs(jobs: dict[str, JobSpec], diags: list[Diagnostic]) -> None:
 def build_matrix(data: Any, path: Path) -> Matrix:
     """Validate loaded YAML and build the model; all problems are reported together."""
     data = apply_kinds(data)
-    diags = validate(data, MATRIX_SCHEMA, root_mark=Mark(str(path), 1, 1))
+    raw_axes = data.get("axes") if isinstance(data, dict) else None
+    names = tuple(str(a) for a in raw_axes) if isinstance(raw_axes, dict) else ()
+    diags = validate(data, matrix_schema(names), root_mark=Mark(str(path), 1, 1))
     if diags:
         raise InputError(diagnostics=diags)
     defaults = data.get("defaults") or {}
+    axes = build_axes(raw_axes, diags)
     kernels = {}
+    _check_snapshot("", data, diags)
     for version, raw in data["kernels"].items():
-        kernels[version] = _kernel(version, raw)
+        kernels[version] = _kernel(version, raw, str(data.get("snapshot") or ""))
+        _check_snapshot(f"kernels.{version}.", raw, diags)
         _check_kernel(kernels[version], raw, diags)
     features = build_feature_sets(data.get("features"), path.parent, diags)
+    known = {"kernel": list(kernels), "features": list(features),
+             **{a: list(axis.values) for a, axis in axes.items()}}
     jobs: dict[str, JobSpec] = {}
     for name, job in data["jobs"].items():
-        over, values = _over(name, job, kernels, features, diags)
+        over, values = _over(name, job, known, diags)
         _check_job(name, job, over, diags)
         raw_needs = job.get("needs") or []
         jobs[name] = JobSpec(
@@ -347,6 +396,7 @@ def build_matrix(data: Any, path: Path) -> Matrix:
         exclude=[_cell_filter(e) for e in raw_exclude],
         image_base=defaults.get("image-base", "mmdebstrap"),
         registry_image=defaults.get("registry-image", "debian"),
+        snapshot=str(data.get("snapshot") or ""), axes=axes,
         exclude_marks=[mark_of(raw_exclude, i) for i in range(len(raw_exclude))],
         include_marks=[mark_of(raw_include, i) for i in range(len(raw_include))],
     )
@@ -358,26 +408,27 @@ def build_matrix(data: Any, path: Path) -> Matrix:
 
 
 def _check_cell_filters(matrix: Matrix, diags: list[Diagnostic]) -> None:
+    known = {"job": list(matrix.jobs), **{a: matrix.axis_values(a) for a in matrix.axis_names()}}
     for section, entries, marks in (("include", matrix.include, matrix.include_marks),
                                     ("exclude", matrix.exclude, matrix.exclude_marks)):
         for index, entry in enumerate(entries):
-            if not any(k in entry for k in ("job", *AXES)):
+            if not any(k in entry for k in known):
                 if section == "exclude":
                     diags.append(Diagnostic(
                         f"exclude[{index}] names no job, kernel or features: it would "
                         "remove every job", marks[index],
-                        "add `job:`, `kernel:` or `features:` to say what to remove"))
+                        "add `job:`, `kernel:` or `features:` to say what to remove"
+                        + (" (or an axis value)" if matrix.axes else "")))
                 elif not entry:
                     diags.append(Diagnostic(f"include[{index}] is empty", marks[index],
                                             "remove it", severity="warning"))
-            for axis, known in (("job", list(matrix.jobs)), ("kernel", list(matrix.kernels)),
-                                ("features", list(matrix.features))):
-                if axis in entry and entry[axis] not in known:
-                    hint = did_you_mean(entry[axis], known)
-                    what = {"job": "job", "kernel": "kernel", "features": "feature set"}[axis]
+            for axis, values in known.items():
+                if axis in entry and entry[axis] not in values:
+                    hint = did_you_mean(entry[axis], values)
                     diags.append(Diagnostic(
-                        f"{section}[{index}]: unknown {what} {entry[axis]!r}",
-                        mark_of(entry, axis), hint or f"known: {', '.join(known)}"))
+                        f"{section}[{index}]: unknown {'job' if axis == 'job' else _what(axis)} "
+                        f"{entry[axis]!r}", mark_of(entry, axis),
+                        hint or f"known: {', '.join(values)}"))
 
 
 def load_matrix(path: Path) -> Matrix:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from pipeline.model.schema import (
+    AXIS_VALUE,
     CELL_FILTER,
     FEATURE_SET,
     INCLUDE,
@@ -24,6 +25,7 @@ REFERENCE_SECTIONS = (
     ("`defaults.limits`, `jobs.<name>.limits`", LIMITS),
     ("`kernels.<version>`", KERNEL),
     ("`features.<name>`", FEATURE_SET),
+    ("`axes.<name>.<value>`", AXIS_VALUE),
     ("`jobs.<name>`", JOB),
     ("`jobs.<name>.steps[]`", STEP),
     ("`jobs.<name>.vm`", VM),

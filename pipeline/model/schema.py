@@ -1,22 +1,16 @@
-"""The matrix.yml schema (as JSON Schema, also printed by `pipeline schema`) and a
-validator for the subset of JSON Schema it uses, with located, actionable messages.
-The key reference tables of docs/MATRIX.md are generated from it by pipeline.model.reference."""
+"""The matrix.yml schema (as JSON Schema, also printed by `pipeline schema`); validate() (in
+pipeline.model.validator) checks a document against it with located, actionable messages.
+matrix_schema() is the strict form for a document's own user-defined axes. The key
+reference tables of docs/MATRIX.md are generated from it by pipeline.model.reference."""
 
 from __future__ import annotations
 
-import difflib
-import math
-import re
+import functools
 from typing import Any
 
-from pipeline.errors import Diagnostic
-from pipeline.model.yamlmarks import (
-    Mark,
-    describe,
-    key_mark_of,
-    mark_of,
-    source_text,
-)
+from pipeline.model.validator import did_you_mean, validate
+
+__all__ = ["MATRIX_SCHEMA", "did_you_mean", "matrix_schema", "validate"]
 
 NAME = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._+-]*$",
         "description": "letters, digits, '.', '_', '+', '-'; no spaces or '/'"}
@@ -62,6 +56,10 @@ STEP = {
     },
     "additionalProperties": False,
 }
+SNAPSHOT_FORMAT = "a snapshot.debian.org timestamp in UTC, YYYYMMDDThhmmssZ"
+SNAPSHOT = {"type": "string", "pattern": r"^[0-9]{8}T[0-9]{6}Z$",
+            "description": f"{SNAPSHOT_FORMAT} (e.g. 20260115T000000Z): this kernel's packages "
+                           "come from Debian's archive as it was then"}
 KERNEL = {
     "type": "object",
     "description": "Where a kernel's headers and image packages come from.",
@@ -91,6 +89,7 @@ KERNEL = {
                    "description": "a Debian linux-source package (e.g. linux-source-7.3) to "
                                   "build the kernel from instead of installing headers and "
                                   "image packages"},
+        "snapshot": SNAPSHOT,
     },
     "additionalProperties": False,
 }
@@ -122,6 +121,24 @@ FEATURE_SET = {
     },
     "additionalProperties": False,
 }
+AXIS_NAME = {"type": "string", "pattern": r"^[A-Za-z][A-Za-z0-9_-]*$",
+             "description": "letters, digits, '_', '-', starting with a letter (its value is "
+                            "in $AXIS_<NAME>)"}
+AXIS_VALUE = {
+    "type": "object",
+    "description": "What cells with this value get besides $AXIS_<NAME>.",
+    "properties": {
+        "env": {**ENV, "description": "added to the cells' environment (after the job's)"},
+        "images": {"type": "object", "propertyNames": NAME,
+                   "additionalProperties": {"type": "string"},
+                   "description": "job image -> the flavour these cells use instead, e.g. "
+                                  "{kbuild: kbuild-arm64}"},
+    },
+    "additionalProperties": False,
+}
+AXIS = {"type": ["array", "object"], "items": ID_NAME, "minItems": 1,
+        "propertyNames": ID_NAME, "additionalProperties": AXIS_VALUE, "minProperties": 1,
+        "description": "the values, in order: a list of names, or name -> settings"}
 VM = {
     "type": "object",
     "description": "Boot the cell's kernel (the locked image package) in QEMU with a busybox "
@@ -165,13 +182,15 @@ JOB = {
                  "description": "a built-in recipe (pipeline/model/recipes/<kind>.yml) whose keys "
                                 "the job's own keys override; env is merged"},
         "over": {"type": ["array", "object"],
-                 "items": {"type": "string", "enum": ["kernel", "features"]},
+                 "items": {"type": "string", "description": "kernel, features or a name "
+                                                            "from `axes`"},
                  "properties": {"kernel": STRING_OR_STRINGS, "features": STRING_OR_STRINGS},
-                 "additionalProperties": False, "default": [],
-                 "description": "axes this job iterates over: [kernel, features], or a "
-                                "mapping axis -> the values to use (a list, or '*')"},
-        "image": {"type": "string", "description": "image flavour from images/flavours.yml "
-                                                   "(required unless `vm`)"},
+                 "additionalProperties": STRING_OR_STRINGS, "default": [],
+                 "description": "axes this job iterates over: [kernel, features, <axis>...], "
+                                "or a mapping axis -> the values to use (a list, or '*')"},
+        "image": {"type": "string",
+                  "description": "image flavour: built-in (pipeline/images/flavours.yml) or "
+                                 "the project's images/flavours.yml (required unless `vm`)"},
         "needs": {**STRINGS, "description": "jobs (name or exact id) that must pass first"},
         "inputs": {**STRINGS, "description": "path globs whose changes affect this job"},
         "env": {**ENV, "description": "environment of every step (after defaults.env)"},
@@ -191,6 +210,8 @@ JOB = {
     },
     "additionalProperties": False,
 }
+AXIS_FILTER = {"type": ["string", "number"],
+               "description": "a value of the user-defined axis of that name (see `axes`)"}
 CELL_FILTER = {
     "type": "object",
     "description": "Removes every cell whose values match all the given keys.",
@@ -199,7 +220,7 @@ CELL_FILTER = {
                               "description": "a kernel version; a number is taken as "
                                              "written (6.10 means \"6.10\")"},
                    "features": {"type": "string", "description": "a feature set name"}},
-    "additionalProperties": False,
+    "additionalProperties": AXIS_FILTER,
 }
 INCLUDE = {
     "type": "object",
@@ -208,7 +229,7 @@ INCLUDE = {
                    "env": {**ENV, "description": "added to the cells' environment"},
                    "timeout": {"type": "integer", "minimum": 1,
                                "description": "replaces the cells' timeout (seconds)"}},
-    "additionalProperties": False,
+    "additionalProperties": AXIS_FILTER,
 }
 MATRIX_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -235,6 +256,8 @@ MATRIX_SCHEMA: dict[str, Any] = {
             },
             "additionalProperties": False,
         },
+        "snapshot": {**SNAPSHOT, "description": f"{SNAPSHOT_FORMAT}: the snapshot of every "
+                     "kernel without its own, and of images on Debian's default mirror"},
         "kernels": {"type": "object", "propertyNames": ID_NAME, "additionalProperties": KERNEL,
                     "minProperties": 1,
                     "description": "version (a quoted string) -> where its packages come from"},
@@ -242,6 +265,9 @@ MATRIX_SCHEMA: dict[str, Any] = {
                      "additionalProperties": FEATURE_SET,
                      "description": "name -> cargo feature set or generator (default: one "
                                     "set named default)"},
+        "axes": {"type": "object", "propertyNames": AXIS_NAME, "additionalProperties": AXIS,
+                 "description": "user-defined axes: name -> its values, for `over`, include "
+                                "and exclude like kernel and features (see docs/MATRIX.md)"},
         "jobs": {"type": "object", "propertyNames": ID_NAME, "additionalProperties": JOB,
                  "minProperties": 1, "description": "name -> job"},
         "include": {"type": "array", "items": INCLUDE,
@@ -252,173 +278,26 @@ MATRIX_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-_TYPES = {
-    "object": dict, "array": list, "string": str, "boolean": bool,
-    "integer": int, "number": (int, float),
-}
-_TYPE_WORDS = {"object": "a mapping", "array": "a list", "string": "a string",
-               "boolean": "a boolean (true/false)", "integer": "an integer",
-               "number": "a number"}
-# what the names of a mapping's keys are called in messages
-_KEY_LABELS = {"kernels": "kernel version", "features": "feature set name", "jobs": "job name",
-               "env": "variable name"}
+BUILTIN_AXES = ("kernel", "features")
 
 
-def _type_ok(value: Any, name: str) -> bool:
-    if name in ("integer", "number") and isinstance(value, bool):
-        return False
-    return isinstance(value, _TYPES[name])
-
-
-def did_you_mean(word: str, choices: list[str]) -> str | None:
-    """A ' did you mean X?' suggestion for a near-miss name."""
-    word = str(word)
-    names = [str(c) for c in choices]
-    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
-    if not close and len(word) >= 3:  # `each` for `each-feature`
-        close = [c for c in names if c.startswith(word) or (word.startswith(c) and len(c) >= 3)]
-    return f"did you mean {close[0]!r}?" if close else None
-
-
-def validate(value: Any, schema: dict[str, Any], path: str = "",
-             root_mark: Mark | None = None) -> list[Diagnostic]:
-    """Check `value` (from the marked YAML loader) against `schema`.
-
-    `root_mark` locates problems of the document itself when it is not a mapping or list
-    (an empty file, a lone scalar).
-    """
-    return list(_validate(value, schema, path, None, None, root_mark))
-
-
-def _quote_hint(parent: Any, key: Any, value: Any) -> str:
-    if parent is None or isinstance(value, dict | list) or value is None:
-        return ""
-    text = source_text(parent, key)
-    hint = f'; quote it ("{text}")'
-    if isinstance(value, float) and text != str(value):
-        hint += f": YAML reads {text} as the number {value}"
-    elif isinstance(value, bool):
-        hint += f": YAML reads {text} as {'true' if value else 'false'}"
-    return hint
-
-
-def _type_hint(value: Any, names: list[str], parent: Any, key: Any) -> str:
-    words = [_TYPE_WORDS[t] for t in names if not (t == "integer" and "number" in names)]
-    expected = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
-    hint = f"expected {expected}"
-    if value is None:
-        if "object" in names:
-            hint += "; write {} for an empty mapping"
-        elif "array" in names:
-            hint += "; write [] for an empty list"
-        elif "string" in names:
-            hint += '; write "" for an empty string'
-    elif "string" in names and not isinstance(value, dict | list):
-        hint += _quote_hint(parent, key, value)
-    elif "array" in names and not isinstance(value, dict):
-        hint += f" such as [{source_text(parent, key) if parent is not None else value}]"
-    return hint
-
-
-def _validate(value, schema, path, parent, key, root_mark):
-    mark = (mark_of(parent, key) if parent is not None else mark_of(value)) or root_mark
-    where = path or "the file"
-    types = schema.get("type")
-    if types:
-        names = types if isinstance(types, list) else [types]
-        if not any(_type_ok(value, t) for t in names):
-            if path:
-                yield Diagnostic(f"{where} is {describe(value)}", mark,
-                                 _type_hint(value, names, parent, key))
-            else:
-                yield Diagnostic("the file is " + ("empty (no YAML document)" if value is None
-                                                   else describe(value)), mark,
-                                 "expected a mapping with `kernels:` and `jobs:` at the top "
-                                 "level (see `pipeline schema`)")
-            return
-    if isinstance(value, float) and not math.isfinite(value):
-        yield Diagnostic(f"{where} is {value}", mark, "expected a finite number")
-        return
-    if "enum" in schema and value not in schema["enum"]:
-        choices = ", ".join(repr(c) for c in schema["enum"])
-        hint = did_you_mean(str(value), [str(c) for c in schema["enum"]])
-        yield Diagnostic(f"{where}: {_short(value)} is not allowed", mark,
-                         f"expected one of {choices}" + (f"; {hint}" if hint else ""))
-        return
-    if isinstance(value, str) and "pattern" in schema and not re.search(schema["pattern"],
-                                                                         value):
-        yield Diagnostic(f"{where}: {_short(value)} is not valid", mark,
-                         "expected " + schema.get("description", f"a match of "
-                                                  f"{schema['pattern']!r}"))
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if "minimum" in schema and value < schema["minimum"]:
-            yield Diagnostic(f"{where}: {value} is too small", mark,
-                             f"expected at least {schema['minimum']}")
-        if "maximum" in schema and value > schema["maximum"]:
-            yield Diagnostic(f"{where}: {_short(value)} is too large", mark,
-                             f"expected at most {schema['maximum']}")
-    if isinstance(value, dict):
-        yield from _validate_object(value, schema, path, mark)
-    if isinstance(value, list):
-        if len(value) < schema.get("minItems", 0):
-            yield Diagnostic(f"{where} is empty", mark,
-                             f"expected at least {schema['minItems']} item(s)")
-        items = schema.get("items")
-        if items:
-            for index, item in enumerate(value):
-                yield from _validate(item, items, f"{path}[{index}]", value, index, mark)
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= limit else text[:limit - 4] + "...'"
-
-
-def _validate_object(value, schema, path, mark):
-    props = schema.get("properties", {})
-    extra = schema.get("additionalProperties", True)
-    names = schema.get("propertyNames")
-    place = path or "the top level"
-    for required in schema.get("required", []):
-        if required not in value:
-            yield Diagnostic(f"{place}: missing key {required!r}", mark_of(value) or mark,
-                             f"add `{required}:`")
-    if len(value) < schema.get("minProperties", 0):
-        yield Diagnostic(f"{path or 'the file'} is empty", mark_of(value) or mark,
-                         "declare at least one entry")
-    for key, item in value.items():
-        sub = f"{path}.{key}" if path else str(key)
-        if names is not None:
-            problem = _key_problem(value, key, names, path)
-            if problem:
-                yield problem
-                continue
-        if key in props:
-            yield from _validate(item, props[key], sub, value, key, mark)
-        elif extra is False:
-            hint = did_you_mean(str(key), list(props))
-            allowed = "allowed keys: " + ", ".join(props)
-            yield Diagnostic(f"unknown key {source_text(value, key, of_key=True)!r} in {place}"
-                             if isinstance(key, str) else
-                             f"unknown key {source_text(value, key, of_key=True)} in {place}",
-                             key_mark_of(value, key), f"{hint} {allowed}" if hint else allowed)
-        elif isinstance(extra, dict):
-            yield from _validate(item, extra, sub, value, key, mark)
-
-
-def _key_problem(mapping: Any, key: Any, names: dict[str, Any], path: str) -> Diagnostic | None:
-    label = _KEY_LABELS.get(path.rsplit(".", 1)[-1], "key")
-    written = source_text(mapping, key, of_key=True)
-    if not isinstance(key, str):
-        hint = f'quote it ("{written}")'
-        if isinstance(key, float) and written != str(key):
-            hint += f": YAML reads {written} as the number {key}"
-        elif isinstance(key, bool):
-            hint += f": YAML reads {written} as {'true' if key else 'false'}"
-        return Diagnostic(f"{path}: {label} {written} is not a string",
-                          key_mark_of(mapping, key), hint)
-    if not re.search(names["pattern"], key):
-        return Diagnostic(f"{path}: {label} {_short(key)} is not valid",
-                          key_mark_of(mapping, key),
-                          "use " + names.get("description", f"a match of {names['pattern']!r}"))
-    return None
+@functools.lru_cache(maxsize=16)
+def matrix_schema(axes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """MATRIX_SCHEMA for a document that declares these user axes: `over`, include and
+    exclude accept exactly the built-in axes and these (MATRIX_SCHEMA itself, for editors,
+    accepts any axis name there)."""
+    names = [*BUILTIN_AXES, *axes]
+    over = {**JOB["properties"]["over"], "items": {"type": "string", "enum": names},
+            "properties": {a: STRING_OR_STRINGS for a in names}, "additionalProperties": False}
+    job = {**JOB, "properties": {**JOB["properties"], "over": over}}
+    values = {a: AXIS_FILTER for a in axes}
+    cell = {**CELL_FILTER, "properties": {**CELL_FILTER["properties"], **values},
+            "additionalProperties": False}
+    settings = {k: v for k, v in INCLUDE["properties"].items() if k not in cell["properties"]}
+    include = {**INCLUDE, "properties": {**cell["properties"], **settings},
+               "additionalProperties": False}
+    props = MATRIX_SCHEMA["properties"]
+    return {**MATRIX_SCHEMA, "properties": {
+        **props, "jobs": {**props["jobs"], "additionalProperties": job},
+        "include": {**props["include"], "items": include},
+        "exclude": {**props["exclude"], "items": cell}}}

@@ -1,8 +1,10 @@
 """Which jobs a change affects (pure), and which files changed since a git revision.
 
 A job is affected when one of its `inputs` globs matches a changed file (a job without
-`inputs` is affected by any change); jobs that need an affected job are affected too.
-`pipeline run --changed-since` and Buildbot's change filter both use affected_jobs().
+`inputs` is affected by any change outside reports/); jobs that need an affected job are
+affected too. `pipeline run --changed-since` and Buildbot's change filter both use
+affected_jobs(); in_inputs() is the one rule for what a job's inputs are, so the same
+files key its cached result (plan.keys) and are all it sees at /src (run.inputs).
 """
 
 from __future__ import annotations
@@ -27,11 +29,24 @@ def file_matches(path: str, globs: Iterable[str]) -> bool:
     return False
 
 
+# Never a job's input: run reports (the tracked reports/.gitkeep included).
+NOT_INPUTS = ("reports/",)
+
+
+def in_inputs(path: str, globs: Iterable[str]) -> bool:
+    """Is project file `path` one of the inputs `globs` declare (no globs: every project
+    file but reports/)?"""
+    path = path.removeprefix("./")
+    if path.startswith(NOT_INPUTS):
+        return False
+    globs = tuple(globs)
+    return not globs or file_matches(path, globs)
+
+
 def job_touched(job: Any, paths: list[str]) -> bool:
-    """Does one of `paths` match the job's inputs (any path, for a job without inputs)?"""
-    if not job.spec.inputs:
-        return bool(paths)
-    return any(file_matches(p, job.spec.inputs) for p in paths)
+    """Does one of `paths` match the job's inputs (any project path, for a job without
+    inputs)?"""
+    return any(in_inputs(p, job.spec.inputs) for p in paths)
 
 
 def dependents(jobs: list[Any], picked: set[str]) -> set[str]:

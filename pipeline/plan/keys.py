@@ -1,12 +1,15 @@
 """Content-addressed job results: a job whose key has a stored, passed result is not re-run.
 
 Key (KeyComputer): sha256 over the job's resolved definition (id, axes, env, steps or vm
-spec, timeout, limits, flavour caches), what it runs on (container jobs: the image tag,
+spec, timeout, limits, flavour caches), kmatrix's own code as installed (every file of the
+`pipeline` package, package_digest()), what it runs on (container jobs: the image tag,
 itself a content hash of the rendered flavour, plus the local image id; VM jobs: the
-locked kernel image package with its sha256, the QEMU version, the busybox binary and
-the init template), the content of the files its `inputs` globs match (every project file
-for a job without inputs) and the keys of its needs. Project files are the git-tracked and
-untracked-not-ignored ones (a walk skipping .git, reports, target, ... outside git).
+locked kernel image package with its sha256, the QEMU version, the busybox binary, the
+init template and any host file its `vm:` names outside $SRC and $NEEDS), the content of
+its inputs (changes.in_inputs: the project files its `inputs` globs match, or every
+project file but reports/ for a job without inputs; exactly what the job sees at /src) and
+the keys of its needs. Project files are the git-tracked and untracked-not-ignored ones (a
+walk skipping .git, reports, target, ... outside git).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import hashlib
 import json
 import os
 import stat
+import string
 import subprocess
 import threading
 from collections.abc import Callable, Iterable
@@ -22,44 +26,50 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import pipeline
 from pipeline import __version__
 from pipeline.debian.lock import LockedKernel
 from pipeline.fsutil import file_sha256
 from pipeline.model.expand import Job
-from pipeline.plan.changes import file_matches
+from pipeline.plan.changes import in_inputs
 
 CACHE_FORMAT = "1"  # bump to invalidate every stored result
-# The code that decides what a job does and how its output becomes results: a change to
-# any of these files invalidates stored results (an upgrade cannot reuse stale verdicts).
-# Paths are relative to the package; a folder means every .py and .j2 file below it.
-BEHAVIOUR_FILES = ("run", "results", "debian/kernels.py")
+# Files of the package that are not its code or data: byte-code caches, editor droppings.
+NOT_PACKAGE = ("__pycache__",)
+_TOOL_DIGEST: str | None = None
+_TOOL_LOCK = threading.Lock()
+
+
+def package_files(package: Path) -> list[Path]:
+    """Every file of a package directory (code, templates, recipes, schemas...), sorted by
+    relative path; byte-code caches and hidden or backup files are left out."""
+    found = []
+    for directory, dirs, files in os.walk(package):
+        dirs[:] = sorted(d for d in dirs if d not in NOT_PACKAGE and not d.startswith("."))
+        found += [Path(directory, f) for f in files
+                  if not f.startswith(".") and not f.endswith((".pyc", ".pyo", "~"))]
+    return sorted(found, key=lambda p: p.relative_to(package).as_posix())
+
+
+def package_digest(package: Path) -> str:
+    """sha256 (16 hex digits) of a package directory: each file's relative path and content."""
+    digest = hashlib.sha256()
+    for path in package_files(package):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(file_sha256(path).encode() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def tool_digest() -> str:
-    """Hash of the pipeline code that shapes job results (see BEHAVIOUR_FILES)."""
+    """The digest of kmatrix as installed (every file of the `pipeline` package), computed
+    once per process: any change to its code or data invalidates every stored result."""
     global _TOOL_DIGEST
-    if _TOOL_DIGEST is None:
-        digest = hashlib.sha256()
-        package = Path(__file__).resolve().parent.parent
-        for path in _behaviour_paths(package):
-            digest.update(path.relative_to(package).as_posix().encode() + b"\0")
-            digest.update(path.read_bytes())
-        _TOOL_DIGEST = digest.hexdigest()[:16]
-    return _TOOL_DIGEST
+    with _TOOL_LOCK:
+        if _TOOL_DIGEST is None:
+            _TOOL_DIGEST = package_digest(Path(pipeline.__file__).resolve().parent)
+        return _TOOL_DIGEST
 
 
-def _behaviour_paths(package: Path) -> list[Path]:
-    paths: list[Path] = []
-    for name in BEHAVIOUR_FILES:
-        path = package / name
-        if path.is_dir():
-            paths += sorted(p for p in path.rglob("*") if p.suffix in (".py", ".j2"))
-        elif path.is_file():
-            paths.append(path)
-    return paths
-
-
-_TOOL_DIGEST: str | None = None
 WALK_SKIP = {".git", ".buildbot", ".venv", "reports", "target", "__pycache__", ".pytest_cache"}
 
 
@@ -79,6 +89,7 @@ class SourceTree:
         self._files: list[str] | None = None
         self._file_digest: dict[str, str] = {}
         self._glob_digest: dict[tuple[str, ...], tuple[str, int]] = {}
+        self._matched: dict[tuple[str, ...], list[str]] = {}
         self._lock = threading.RLock()
 
     def files(self) -> list[str]:
@@ -127,13 +138,21 @@ class SourceTree:
                 self._file_digest[rel] = found
             return found
 
+    def matched(self, globs: Iterable[str]) -> list[str]:
+        """The job inputs `globs` declare (changes.in_inputs), sorted: what its key covers
+        and all it sees at /src."""
+        key = tuple(globs)
+        with self._lock:
+            if key not in self._matched:
+                self._matched[key] = [f for f in self.files() if in_inputs(f, key)]
+            return self._matched[key]
+
     def digest(self, globs: Iterable[str]) -> tuple[str, int]:
-        """(digest of the files matching the globs, with their paths; how many); no globs:
-        every file."""
+        """(digest of the matched files, with their paths; how many)."""
         key = tuple(globs)
         with self._lock:
             if key not in self._glob_digest:
-                matched = [f for f in self.files() if not key or file_matches(f, key)]
+                matched = self.matched(key)
                 digest = hashlib.sha256()
                 for rel in matched:
                     digest.update(f"{rel}\0{self.file_digest(rel)}\0".encode(
@@ -184,7 +203,7 @@ class KeyComputer:
     def definition(self, job: Job) -> dict[str, Any]:
         """The job as resolved from the matrix (no file content, no Docker)."""
         spec = job.spec
-        kernel = self.kernels.get(job.kernel) if job.kernel else None
+        kernel = self.kernels.get(job.kernel_key) if job.kernel else None
         return {
             "format": CACHE_FORMAT, "tool": __version__, "code": tool_digest(),
             "job": job.id, "axes": job.axes(),
@@ -213,9 +232,10 @@ class KeyComputer:
             if job.spec.vm is not None:
                 if self._vm is None:
                     self._vm = self.runtime()
-                kernel = self.kernels.get(job.kernel) if job.kernel else None
+                kernel = self.kernels.get(job.kernel_key) if job.kernel else None
                 runs_on: dict[str, Any] = {
-                    **self._vm, "kernel_image": asdict(kernel.image) if kernel else None}
+                    **self._vm, "kernel_image": asdict(kernel.image) if kernel else None,
+                    "host_files": self._host_files(job)}
             else:
                 tag = self.image_tag(job)
                 image_id = self._ids.get(tag) or self.image_id(tag)
@@ -225,6 +245,24 @@ class KeyComputer:
                 runs_on = {"image_tag": tag, "image_id": image_id}
             return {"definition": self.definition(job), "runs_on": runs_on,
                     "input_files": count, "input_digest": inputs, "needs": needs}
+
+    def _host_files(self, job: Job) -> dict[str, str]:
+        """Digests of the files a `vm:` job puts in its initramfs (or boots) from the host,
+        outside $SRC (its inputs) and $NEEDS (its needs' keys)."""
+        decl = job.spec.vm
+        assert decl is not None
+        env = job.job_env()
+        found = {}
+        for value in [*decl.modules, *decl.binaries, *decl.files.values(),
+                      *([decl.kernel] if decl.kernel else [])]:
+            path = string.Template(value).safe_substitute(env)
+            if not path.startswith("/"):  # $SRC/..., $NEEDS/...: keyed as inputs and needs
+                continue
+            try:
+                found[path] = file_sha256(Path(path))
+            except OSError:
+                found[path] = "missing"
+        return found
 
     def key(self, job: Job) -> str | None:
         """The job's cache key (hex sha256), or None while its image is not built."""

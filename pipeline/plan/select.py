@@ -1,4 +1,4 @@
-"""Select jobs by --kernel/--features/--job and order them (pure)."""
+"""Select jobs by --kernel/--features/--axis/--job and order them (pure)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,18 @@ class Filters:
     kernels: tuple[str, ...] = ()
     features: tuple[str, ...] = ()
     jobs: tuple[str, ...] = ()
+    axes: tuple[str, ...] = ()  # "cc=clang": a user axis's value
+
+    def axis_values(self) -> dict[str, set[str]]:
+        """--axis NAME=VALUE as axis -> wanted values (repeating an axis means either)."""
+        wanted: dict[str, set[str]] = {}
+        for given in self.axes:
+            name, sep, value = given.partition("=")
+            if not sep or not name or not value:
+                raise InputError(f"--axis {given!r} is not NAME=VALUE",
+                                 hint="e.g. --axis cc=clang")
+            wanted.setdefault(name.strip(), set()).add(value.strip())
+        return wanted
 
 
 def kernel_matches(declared: str, wanted: str) -> bool:
@@ -48,6 +60,19 @@ def _check_known(matrix: Matrix, filters: Filters) -> None:
             raise InputError(
                 f"feature set {wanted!r} is not declared in {matrix.path.name}; "
                 f"declared: {', '.join(matrix.features)}", hint=hint)
+    for axis, values in filters.axis_values().items():
+        if axis not in matrix.axes:
+            builtin = axis in ("kernel", "features")
+            raise InputError(
+                f"--axis {axis}=...: {axis!r} is not a user-defined axis of {matrix.path.name}",
+                hint=f"use --{axis}" if builtin else did_you_mean(axis, list(matrix.axes))
+                or f"axes: {', '.join(matrix.axes) or 'none declared'}")
+        known = list(matrix.axes[axis].values)
+        unknown = sorted(values - set(known))
+        if unknown:
+            raise InputError(f"--axis {axis}={unknown[0]}: axis {axis} has no value "
+                             f"{unknown[0]!r}", hint=did_you_mean(unknown[0], known)
+                             or f"values: {', '.join(known)}")
 
 
 def select(matrix: Matrix, jobs: list[Job], filters: Filters,
@@ -58,6 +83,7 @@ def select(matrix: Matrix, jobs: list[Job], filters: Filters,
     selection may then be empty.
     """
     _check_known(matrix, filters)
+    axes = filters.axis_values()
 
     def chosen(job: Job) -> bool:
         if filters.kernels and not (
@@ -68,6 +94,8 @@ def select(matrix: Matrix, jobs: list[Job], filters: Filters,
             job.features is not None and job.features.name in filters.features
         ):
             return False
+        if any(job.axis_values.get(a) not in wanted for a, wanted in axes.items()):
+            return False
         return not filters.jobs or any(
             fnmatch.fnmatchcase(job.id, pattern) or fnmatch.fnmatchcase(job.name, pattern)
             for pattern in filters.jobs
@@ -77,8 +105,8 @@ def select(matrix: Matrix, jobs: list[Job], filters: Filters,
     picked = {j.id for j in jobs if chosen(j)}
     if not picked:
         given = [f"--{name} {value}" for name, values in (
-            ("kernel", filters.kernels), ("features", filters.features), ("job", filters.jobs))
-            for value in values]
+            ("kernel", filters.kernels), ("features", filters.features),
+            ("axis", filters.axes), ("job", filters.jobs)) for value in values]
         raise InputError(
             f"no job matches the filters ({' '.join(given)})" if given
             else "no job matches the filters",

@@ -13,7 +13,10 @@ Duplicate names get a `` #2`` suffix.  A description's trailing ``# comment``
 
 Results: ``ok`` -> passed, ``not ok`` -> Failure, ``# SKIP`` -> Skipped, ``# TODO``
 -> passed when ok, Skipped("TODO: ...") when not ok.  Diagnostics and unknown lines
-before a result line are that test's output (Failure text / system-out).
+before a result line are that test's output (Failure text / system-out).  ``#``
+diagnostics that follow a ``not ok`` line (up to the next test at that level) are
+part of its Failure text too, except ``# <next test's name>:`` lines (KUnit's own
+diagnostics of the next test); they stay the next test's output as well.
 ``# Totals:`` and ``# <suite>: pass:N fail:N ...`` summaries are dropped; kselftest's
 ``#``-prefixed nested TAP is kept as plain output, not parsed.
 
@@ -66,6 +69,7 @@ class _Node:
     output: list[str] = field(default_factory=list)
     children: _Group | None = None
     open: bool = False
+    after: list[str] = field(default_factory=list)  # diagnostics after a `not ok` line
 
 
 @dataclass
@@ -80,6 +84,7 @@ class _Group:
     pending: list[str] = field(default_factory=list)
     claimed: _Group | None = None  # finished child block awaiting our result line
     orphans: list[_Group] = field(default_factory=list)
+    failed: _Node | None = None  # the last result, while it is `not ok` and nothing followed
 
 
 @dataclass
@@ -145,6 +150,8 @@ class _Parser:
         group = self.stack[-1]
         cut = min(group.indent or 0, len(line) - len(content))
         group.pending.append(line[cut:])
+        if group.failed is not None and content.startswith("#"):
+            group.failed.after.append(line[cut:])
 
     # -- tree building -----------------------------------------------------
 
@@ -162,6 +169,7 @@ class _Parser:
         if indent > top.indent or (opens and top is not self.root and not _fresh(top, opens)):
             if indent == top.indent:
                 self._pop()
+            self.stack[-1].failed = None  # a nested block: what follows is the next test's
             group = _Group(indent)
             self.stack.append(group)
             return group
@@ -201,6 +209,9 @@ class _Parser:
         else:
             node.comment = comment
         node.output, group.pending = group.pending, []
+        if group.failed is not None:  # the next test's own KUnit lines are not the failure's
+            group.failed.after = [a for a in group.failed.after if not _names(a, node.name)]
+        group.failed = node if negated and not node.directive else None
         expected = len(group.results) + 1
         if number is None or int(number) != expected:
             node.output.append(f"note: test number {number or 'missing'}, expected {expected}")
@@ -244,6 +255,11 @@ def _fresh(group: _Group, opens: str) -> bool:
     """Whether a header line of kind ``opens`` still belongs to ``group``."""
     used = bool(group.results or group.plan is not None or group.name)
     return not (used or (opens == "version" and group.version))
+
+
+def _names(line: str, name: str) -> bool:
+    """Whether a diagnostic line is about test `name` (KUnit: `# name: ...`)."""
+    return bool(name) and line.lstrip().lstrip("#").lstrip().startswith(f"{name}:")
 
 
 def _split_comment(desc: str) -> tuple[str, str]:
@@ -322,7 +338,8 @@ class _Emitter:
         elif node.ok:
             self.add(path, "passed", "", node.output)
         else:
-            self.add(path, "failed", _failure_message(node), node.output, "not ok")
+            text = node.output + node.after
+            self.add(path, "failed", _failure_message(text, node.comment), text, "not ok")
             return 1
         return 0
 
@@ -342,12 +359,12 @@ class _Emitter:
         return 1
 
 
-def _failure_message(node: _Node) -> str:
-    for line in node.output:
+def _failure_message(text: list[str], comment: str) -> str:
+    for line in text:
         match = _ASSERT_RE.search(line)
         if match:
             return match.group(0)
-    return f"not ok: {node.comment}" if node.comment else "not ok"
+    return f"not ok: {comment}" if comment else "not ok"
 
 
 

@@ -8,6 +8,7 @@ never break a run: its problems are warnings and the job runs (or is not stored)
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -96,6 +97,9 @@ def _relocate_reproducer(script: Path, info: dict[str, Any], now: dict[str, str]
     for name, suffix in (("root", f":{SRC}"), ("needs", "/")):
         if then.get(name) and then[name] != now[name]:
             text = text.replace(then[name] + suffix, now[name] + suffix)
+    if then.get("root") and then["root"] != now["root"]:  # where its inputs are copied from
+        text = text.replace(f"\nPROJECT={shlex.quote(then['root'])}\n",
+                            f"\nPROJECT={shlex.quote(now['root'])}\n")
     atomic_write_text(script, text, mode=0o755)
 
 

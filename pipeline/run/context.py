@@ -20,6 +20,8 @@ from pipeline.debian.lock import LOCK_NAME, LockedKernel, check_lock, read_lock
 from pipeline.errors import InputError
 from pipeline.model.expand import Job
 from pipeline.model.matrix import Matrix
+from pipeline.plan.keys import SourceTree
+from pipeline.run.inputs import InputTrees
 from pipeline.run.runner import RunContext
 
 Say = Callable[[str], None]
@@ -31,14 +33,35 @@ def image_base(matrix: Matrix) -> ImageBase:
     if mode not in ("mmdebstrap", "registry"):
         raise InputError(f"KMATRIX_IMAGE_BASE={mode!r} is not a known image base",
                          hint="use mmdebstrap or registry")
-    return ImageBase(mode=mode, registry_image=matrix.registry_image)
+    return ImageBase(mode=mode, registry_image=matrix.registry_image, snapshot=matrix.snapshot)
 
 
 def locked_kernels(matrix: Matrix, jobs: list[Job]) -> dict[str, LockedKernel]:
     """The matrix.lock entries of the kernels `jobs` use (InputError when it is stale)."""
-    wanted = {j.kernel for j in jobs if j.kernel}
-    sources = [matrix.kernels[k] for k in matrix.kernels if k in wanted]
+    wanted = {j.kernel_key for j in jobs if j.kernel}
+    sources = [s for s in matrix.kernel_sources(jobs) if s.key in wanted]
     return check_lock(sources, read_lock(matrix.root / LOCK_NAME), matrix.root / LOCK_NAME)
+
+
+def check_still_offered(matrix: Matrix, jobs: list[Job], client: Any, warn: Say) -> None:
+    """Before any image work: InputError when a kernel of `jobs` pins packages its suite no
+    longer offers and they are not all here yet (pipeline.debian.offered)."""
+    from pipeline.debian.kernels import cached_kernel_image
+    from pipeline.debian.offered import check_offered
+
+    kernels = locked_kernels(matrix, jobs)
+    images = ImageBuilder(client, ImageCatalog(matrix.root / "images"), image_base(matrix))
+
+    def local(kernel: LockedKernel) -> bool:
+        mine = [j for j in jobs if j.kernel_key == kernel.key]
+        tags = [images.plan(image, k)[2]
+                for image, k in job_images(mine, kernels, images.catalog) if k is not None]
+        boots = any(j.spec.vm is not None and not j.spec.vm.kernel for j in mine)
+        return all(images.exists(t) for t in tags) and (
+            not boots or cached_kernel_image(kernel) is not None)
+
+    sources = {s.key: s for s in matrix.kernel_sources(jobs)}
+    check_offered([(sources[key], k) for key, k in kernels.items()], local, warn)
 
 
 def find_job(matrix: Matrix, jobs: list[Job], job_id: str) -> Job:
@@ -73,8 +96,8 @@ def job_images(jobs: list[Job], kernels: dict[str, LockedKernel], catalog: Image
     for job in jobs:
         if not job.spec.image:  # a VM job boots a kernel; it has no toolchain image
             continue
-        kernel = kernels.get(job.kernel) if catalog.per_kernel(job.spec.image) else None
-        key = (job.spec.image, kernel.version if kernel else None)
+        kernel = kernels.get(job.kernel_key) if catalog.per_kernel(job.spec.image) else None
+        key = (job.spec.image, kernel.key if kernel else None)
         if key not in seen:
             seen.add(key)
             yield job.spec.image, kernel
@@ -87,8 +110,10 @@ def toolchain_images(matrix: Matrix, jobs: list[Job], build: bool, log: Say) -> 
 
     kernels = locked_kernels(matrix, jobs)
     catalog = ImageCatalog(matrix.root / "images")
-    builder = ImageBuilder(docker_client() if build else None, catalog, image_base(matrix),
-                           log=log)
+    client = docker_client() if build else None
+    if build:  # a stale lock is exit 2 before mmdebstrap
+        check_still_offered(matrix, jobs, client, lambda m: log(f"warning: {m}"))
+    builder = ImageBuilder(client, catalog, image_base(matrix), log=log)
     for image, kernel in job_images(jobs, kernels, catalog):
         if not build:
             yield builder.plan(image, kernel)[2]
@@ -99,7 +124,7 @@ def toolchain_images(matrix: Matrix, jobs: list[Job], build: bool, log: Say) -> 
 
 def _key_computer(matrix: Matrix, keyed: list[Job], kernels: dict[str, LockedKernel],
                   images: ImageBuilder, client: Any,
-                  flavour_caches: dict[str, dict[str, str]]) -> Any:
+                  flavour_caches: dict[str, dict[str, str]], tree: SourceTree) -> Any:
     """The cache keys of `keyed`, with image tags as runner.ensure() names them."""
     from pipeline.plan.keys import KeyComputer, docker_image_id
     from pipeline.run import vm
@@ -107,23 +132,24 @@ def _key_computer(matrix: Matrix, keyed: list[Job], kernels: dict[str, LockedKer
     tags: dict[tuple[str, str | None], str] = {}
 
     def image_tag(job: Job) -> str:  # as runner.ensure() names it, without building
-        kernel = kernels.get(job.kernel) if job.kernel else None
-        memo = (job.spec.image, kernel.version if kernel else None)
+        kernel = kernels.get(job.kernel_key) if job.kernel else None
+        memo = (job.spec.image, kernel.key if kernel else None)
         if memo not in tags:
             tags[memo] = images.plan(job.spec.image, kernel)[2]
         return tags[memo]
 
     return KeyComputer(keyed, matrix.root, kernels, image_tag, docker_image_id(client),
-                       flavour_caches, runtime=vm.runtime_identity)
+                       flavour_caches, runtime=vm.runtime_identity, tree=tree)
 
 
 def build_context(matrix: Matrix, jobs: list[Job], run_id: str, run_dir: Path, say: Say,
                   verbose: bool, needs_dir: Path | None = None,
                   all_jobs: list[Job] | None = None, read_cache: bool = True,
-                  client: Any = None) -> RunContext:
+                  client: Any = None, offered_checked: bool = False) -> RunContext:
     """The RunContext for running `jobs` of `matrix` into run_dir (`say` shows messages,
     `verbose` also job output); Docker's client is made when not given. VM jobs need no
-    Docker: without it, they run (their needs' keys, hence theirs, are then unknown)."""
+    Docker: without it, they run (their needs' keys, hence theirs, are then unknown).
+    A stale lock is exit 2 here unless the caller ran check_still_offered() already."""
     from pipeline.errors import EnvironmentProblem
     from pipeline.run.executor import ContainerRunner, docker_client
     from pipeline.run.store import ResultCache
@@ -137,6 +163,8 @@ def build_context(matrix: Matrix, jobs: list[Job], run_id: str, run_dir: Path, s
         except EnvironmentProblem:
             if any(j.spec.vm is None for j in jobs):
                 raise
+    if not offered_checked:
+        check_still_offered(matrix, jobs, client, lambda m: say(f"pipeline: warning: {m}"))
     images = ImageBuilder(client, catalog, image_base(matrix), log=lambda m: say(f"  {m}"))
     flavour_caches = {n: dict(catalog.spec[n].get("caches") or {}) for n in catalog.names()}
 
@@ -147,8 +175,9 @@ def build_context(matrix: Matrix, jobs: list[Job], run_id: str, run_dir: Path, s
         say(f"pipeline: error: {message}")
 
     cache = ResultCache(warn=warn)
+    tree = SourceTree(matrix.root)  # one listing of the project: keys and /src trees
     keys = _key_computer(matrix, keyed, kernels, images, client,
-                         flavour_caches) if cache.enabled else None
+                         flavour_caches, tree) if cache.enabled else None
     return RunContext(
         run_id=run_id, run_dir=run_dir, root=matrix.root,
         images=images, containers=ContainerRunner(client), kernels=kernels,
@@ -156,7 +185,7 @@ def build_context(matrix: Matrix, jobs: list[Job], run_id: str, run_dir: Path, s
         log=(lambda job, line: say(f"  [{job}] {line}")) if verbose else
         (lambda _job, _line: None),
         needs_dir=needs_dir, cache=cache if cache.enabled else None, keys=keys,
-        read_cache=read_cache, warn=warn, error=error,
+        read_cache=read_cache, warn=warn, error=error, inputs=InputTrees(tree),
     )
 
 
@@ -165,7 +194,8 @@ def stop_on_signals(ctx: RunContext, say: Say, what: str,
                     interrupted: threading.Event | None = None) -> Iterator[threading.Event]:
     """Within the block, SIGINT and SIGTERM (how Buildbot stops a build) say so, set
     `interrupted` (yielded) and ctx.cancel (VM jobs stop their QEMU) and stop the context's
-    containers; the previous handlers are restored on exit."""
+    containers; on exit the previous handlers are restored and the jobs' /src trees
+    removed."""
     event = interrupted if interrupted is not None else threading.Event()
 
     def interrupt(signum: int, _frame: FrameType | None) -> None:
@@ -180,3 +210,5 @@ def stop_on_signals(ctx: RunContext, say: Say, what: str,
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+        if ctx.inputs is not None:  # the jobs have ended: their /src trees go
+            ctx.inputs.close()

@@ -1,6 +1,9 @@
 """The VM's initramfs: busybox, the /init script, modules, binaries and files (newc cpio).
 
 Deterministic: the same inputs give the same bytes (fixed mtime/uid/gid, sorted entries).
+The applet links come from `busybox --list-full`; a busybox of another architecture (an
+arm64 VM on an amd64 host) cannot run here, so it gets /bin/sh only and the init makes the
+other links at boot (`busybox --install -s`).
 """
 
 from __future__ import annotations
@@ -93,6 +96,15 @@ def render_init(template: Path | None = None) -> str:
     )
 
 
+def elf_machine(data: bytes) -> int:
+    """The e_machine of a little-endian ELF file (62: x86-64, 183: AArch64)."""
+    return int.from_bytes(data[18:20], "little")
+
+
+def _runs_here(busybox: bytes) -> bool:
+    return elf_machine(busybox) == elf_machine(Path("/proc/self/exe").read_bytes()[:20])
+
+
 def _busybox_applets(busybox: Path) -> list[str]:
     out = subprocess.run(
         [str(busybox), "--list-full"], capture_output=True, text=True, check=True, timeout=30
@@ -108,8 +120,10 @@ def initramfs_entries(
         raise EnvironmentProblem(
             f"{busybox} is not a static busybox", hint="apt-get install busybox-static"
         )
-    entries: dict[str, tuple[int, bytes]] = {"bin/busybox": (0o100755, busybox.read_bytes())}
-    for applet in _busybox_applets(busybox):
+    data = busybox.read_bytes()
+    entries: dict[str, tuple[int, bytes]] = {"bin/busybox": (0o100755, data)}
+    applets = _busybox_applets(busybox) if _runs_here(data) else ["bin/sh"]
+    for applet in applets:
         entries.setdefault(applet, (0o120777, b"/bin/busybox"))
     entries["init"] = (0o100755, render_init(init_template).encode())
     entries[COMMAND_PATH] = (0o100644, spec.command.encode() + b"\n")

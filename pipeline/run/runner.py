@@ -35,10 +35,12 @@ from pipeline.fsutil import atomic_write_text
 from pipeline.model.expand import Job
 from pipeline.plan.keys import KeyComputer
 from pipeline.results.merge import suite_counts, write_suite
+from pipeline.results.repo_paths import RepoPaths, map_suite
 from pipeline.results.status import ERROR, FAILED, PASSED, JobResult
 from pipeline.run.cached import CACHED_FILES, cache_key, from_cache, store_result
 from pipeline.run.executor import ContainerRunner, prepare_writable
 from pipeline.run.frame import JobFrame, job_dir
+from pipeline.run.inputs import InputTrees
 from pipeline.run.masking import Masker
 from pipeline.run.runtimes import runtime_for
 from pipeline.run.runtimes.container import network_extras
@@ -67,6 +69,7 @@ class RunContext:
     error: Callable[[str], None] = lambda _message: None  # shown at once (image failures)
     cancel: threading.Event = field(default_factory=threading.Event)  # set on Ctrl-C/TERM
     reported: set[str] = field(default_factory=set)  # errors already shown by error()
+    inputs: InputTrees | None = None  # the jobs' /src trees (made on first use)
 
     def report_once(self, message: str) -> None:
         """Show an error once per run (jobs sharing a failed image report it once)."""
@@ -157,6 +160,7 @@ def _finish(frame: JobFrame) -> JobResult:
         frame.status, frame.message = ERROR, problem + (
             f" (and: {frame.message})" if frame.message else "")
         frame.error_case("results", problem, "io")
+    map_suite(frame.suite, _repo_paths(frame))  # JUnit, terminal and HTML: repo paths
     counts = suite_counts(frame.suite)
     failing = _failing(list(frame.suite))
     if frame.status == PASSED and (counts["failures"] or counts["errors"]):
@@ -183,9 +187,16 @@ def _finish(frame: JobFrame) -> JobResult:
     return result
 
 
+def _repo_paths(frame: JobFrame) -> RepoPaths:
+    """Messages' container paths as repository paths: among the files the job saw."""
+    inputs = frame.ctx.inputs
+    files = inputs.source.matched(frame.job.spec.inputs) if inputs is not None else []
+    return RepoPaths(files)
+
+
 def _write_metadata(frame: JobFrame, result: JobResult) -> None:
     job, image = frame.job, frame.image
-    kernel = frame.ctx.kernels.get(job.kernel) if job.kernel else None
+    kernel = frame.ctx.kernels.get(job.kernel_key) if job.kernel else None
     meta = {
         "job": job.id, "name": job.name, "axes": job.axes(), "status": result.status,
         "message": result.message, "started": frame.started_at,

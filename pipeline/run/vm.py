@@ -4,7 +4,11 @@ Host side only; every path is an argument and nothing is written outside `workdi
 initramfs.cpio.gz, console.log and, unless run_vm is given a shared `kernel_cache`,
 kernel-cache/ with the ~65 MB decompressed PVH vmlinux).
 
-Console protocol (serial ttyS0, read live from QEMU's stdout):
+The kernel's Debian architecture (VmSpec.arch) picks QEMU's binary, machine, CPU and serial
+console (MACHINES): amd64 boots in qemu-system-x86_64 (q35; KVM when it works), arm64 in
+qemu-system-aarch64 (virt, TCG) with the lock's arm64 busybox (VmSpec.busybox).
+
+Console protocol (the serial console, ttyS0 or ttyAMA0, read live from QEMU's stdout):
   * the init prints START_MARKER once the pseudo filesystems are mounted,
   * runs `spec.command` with its output on the console,
   * prints ``KMATRIX-EXIT: <code>`` and powers off (``-no-reboot`` makes QEMU exit).
@@ -76,6 +80,26 @@ KVM_BOOT_TIMEOUT = 20.0  # s; a KVM boot that has not reached the init by then i
 # addresses and TCG reuses its translated blocks; a static-pie binary (vexctl) exec'd ~160
 # times then costs ~8 ms instead of ~25-60 ms each (measured: test phase 5.6 s -> 1.5 s).
 BASE_APPEND = "console=ttyS0 panic=-1 quiet nokaslr norandmaps rdinit=/init"
+HOST_BUSYBOX = Path("/bin/busybox")
+
+
+@dataclass(frozen=True)
+class Machine:
+    """How QEMU boots a kernel of one Debian architecture."""
+
+    qemu: str
+    machine: str
+    tcg_cpu: str
+    console: str
+    kvm_cpu: str | None = None  # None: TCG only (not the host's architecture)
+
+
+MACHINES = {
+    "amd64": Machine(QEMU, MACHINE, "max", "ttyS0", KVM_CPU),
+    # pauth-impdef: QEMU's own pointer-authentication hash instead of the architected
+    # QARMA5, which is slow to emulate (Debian 6.12 to its init: 10.1 s -> 4.4 s under TCG)
+    "arm64": Machine("qemu-system-aarch64", "virt", "max,pauth-impdef=on", "ttyAMA0"),
+}
 POWEROFF_GRACE = 3.0  # s QEMU may take to exit by itself after the exit marker
 PANIC_GRACE = 2.0  # s to keep reading the panic trace before killing QEMU
 TAIL_LINES = 30
@@ -96,6 +120,13 @@ class VmSpec:
     test_timeout: float | None = None
     append: str = ""
     label: str = ""  # QEMU -name (e.g. kmatrix:<run id>:<job id>); no commas
+    arch: str = "amd64"  # the kernel's Debian architecture: a key of MACHINES
+    busybox: Path | None = None  # a static busybox of `arch` (default: the host's)
+
+    @property
+    def machine(self) -> Machine:
+        """QEMU's binary, machine, CPU and console for the kernel's architecture."""
+        return MACHINES[self.arch]
 
 
 @dataclass
@@ -117,17 +148,20 @@ class VmResult:
 
 
 def kernel_cmdline(spec: VmSpec) -> str:
-    """The kernel command line: fixed base options, then `spec.append`."""
-    return f"{BASE_APPEND} {spec.append}".strip()
+    """The kernel command line: fixed base options (the machine's console), then
+    `spec.append`."""
+    base = BASE_APPEND.replace("console=ttyS0", f"console={spec.machine.console}")
+    return f"{base} {spec.append}".strip()
 
 
 def qemu_command(spec: VmSpec, initramfs: Path, accel: str) -> list[str]:
     """QEMU argv; the serial console is QEMU's stdout."""
-    if accel not in ("kvm", "tcg"):
-        raise ValueError(f"accel must be 'kvm' or 'tcg', not {accel!r}")
+    machine = spec.machine
+    if accel not in ("kvm", "tcg") or (accel == "kvm" and machine.kvm_cpu is None):
+        raise ValueError(f"accel must be 'kvm' or 'tcg' ({spec.arch}: tcg), not {accel!r}")
     return [
-        QEMU, "-accel", accel, "-machine", MACHINE,
-        "-cpu", KVM_CPU if accel == "kvm" else "max",
+        machine.qemu, "-accel", accel, "-machine", machine.machine,
+        "-cpu", machine.kvm_cpu if accel == "kvm" else machine.tcg_cpu,
         "-smp", "1", "-m", str(spec.memory_mb),
         "-nodefaults", "-no-user-config", "-no-reboot",
         "-display", "none", "-monitor", "none", "-serial", "stdio",
@@ -231,12 +265,17 @@ def run_vm(
     process and the run is repeated under TCG. Setting `cancel` stops QEMU within
     CANCEL_POLL s (status "interrupted").
     """
-    auto = accel is None
-    accel = accel or select_accel()
-    initramfs = build_initramfs(spec, workdir)
-    spec = replace(spec, kernel=pvh_kernel(spec.kernel, kernel_cache or workdir / "kernel-cache"))
-    if shutil.which(QEMU) is None:
-        return VmResult("error", None, "", "", 0.0, 0.0, f"{QEMU} not found", accel)
+    native = spec.machine.kvm_cpu is not None  # KVM (and PVH) only for the host's arch
+    auto = accel is None and native
+    accel = accel or (select_accel() if native else "tcg")
+    initramfs = build_initramfs(spec, workdir, spec.busybox or HOST_BUSYBOX)
+    if native:
+        spec = replace(spec, kernel=pvh_kernel(spec.kernel,
+                                               kernel_cache or workdir / "kernel-cache"))
+    qemu = spec.machine.qemu
+    if shutil.which(qemu) is None:
+        hint = " (apt-get install qemu-system-arm; `make setup`)" if spec.arch == "arm64" else ""
+        return VmResult("error", None, "", "", 0.0, 0.0, f"{qemu} not found{hint}", accel)
     boot_timeout = min(spec.boot_timeout, KVM_BOOT_TIMEOUT) if auto and accel == "kvm" else None
     if cancel is not None and cancel.is_set():
         return VmResult("interrupted", None, "", "", 0.0, 0.0,
@@ -313,5 +352,11 @@ def runtime_identity() -> dict[str, str]:
         init = digest(init_template())
     except PipelineError:
         init = "missing"
-    return {"qemu": _run_version([QEMU, "--version"]), "machine": MACHINE,
-            "busybox": digest(Path("/bin/busybox")), "init": init, "append": BASE_APPEND}
+    identity = {"qemu": _run_version([QEMU, "--version"]), "machine": MACHINE,
+                "busybox": digest(HOST_BUSYBOX), "init": init, "append": BASE_APPEND}
+    for arch, machine in MACHINES.items():  # the busybox of another arch is in the lock
+        if machine.kvm_cpu is None:
+            identity[f"qemu-{arch}"] = _run_version([machine.qemu, "--version"])
+            identity[f"machine-{arch}"] = f"{machine.machine} -cpu {machine.tcg_cpu} " \
+                                          f"console={machine.console}"
+    return identity

@@ -162,8 +162,9 @@ def test_memory_limit_is_an_out_of_memory_failure(project_copy: Path) -> None:
 
 def test_image_that_fails_to_build_is_the_jobs_error_with_the_log_tail(
         project_copy: Path) -> None:
-    dockerfile = project_copy / "images" / "Dockerfile.j2"
-    text = dockerfile.read_text()
+    dockerfile = project_copy / "images" / "Dockerfile.j2"  # the project's override
+    dockerfile.parent.mkdir(exist_ok=True)
+    text = (ROOT / "pipeline" / "images" / "Dockerfile.j2").read_text()
     anchor = "# An unprivileged user"
     assert anchor in text
     dockerfile.write_text(text.replace(
@@ -520,7 +521,10 @@ def test_job_containers_are_isolated(project_copy: Path) -> None:
         assert host["Privileged"] is False
         assert host["NetworkMode"] == ("bridge" if step == "online" else "none")
         mounts = {m["Destination"]: m for m in info["Mounts"]}
-        assert mounts["/src"]["RW"] is False and mounts["/src"]["Source"] == str(project_copy)
+        # read-only, and not the checkout: the tree of the job's inputs (every project
+        # file but reports/ here, the job declares none), removed when the run ends
+        assert mounts["/src"]["RW"] is False and mounts["/src"]["Source"] != str(project_copy)
+        assert not Path(mounts["/src"]["Source"]).exists()
         assert host["NanoCpus"] == 1_000_000_000
         assert host["Memory"] == 256 * 2**20 and host["MemorySwap"] == host["Memory"]
         assert host["PidsLimit"] == 128

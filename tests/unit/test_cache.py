@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -63,7 +64,8 @@ def test_input_file_change_invalidates_the_job_and_its_dependents(project_copy) 
     changed = {j for j in before if before[j] != after[j]}
     assert changed == {f"{n}/{k}" for n in ("kmod-build", "vm-test")
                        for k in ("5.10", "6.1", "6.12", "7.3")} | {
-        "kmod-build-rust/7.3-rust", "vm-test-rust/7.3-rust"}
+        "kmod-build-rust/7.3-rust", "vm-test-rust/7.3-rust", "kmod-build/6.12/arm64",
+        "vm-test/6.12/arm64"} | {f"kmod-build/{k}/clang" for k in ("5.10", "6.1", "6.12", "7.3")}
 
 
 def test_files_outside_inputs_and_touching_do_not_matter(project_copy: Path) -> None:
@@ -89,7 +91,7 @@ def test_step_change_invalidates(project_copy: Path, tmp_path: Path,
     shutil.copytree(recipe_module.RECIPES, recipes)
     recipe = recipes / "kmod-build.yml"
     recipe.write_text(recipe.read_text().replace(
-        'make -C "$WORK/module" KDIR="$KDIR"', 'make -C "$WORK/module" KDIR="$KDIR" V=1'))
+        'M="$WORK/module" modules', 'M="$WORK/module" modules V=1'))
     monkeypatch.setattr(recipe_module, "RECIPES", recipes)
     recipe_module.load_recipe.cache_clear()
     try:
@@ -115,9 +117,10 @@ def test_env_timeout_and_limits_are_part_of_the_key(project_copy: Path) -> None:
 
 def test_image_tag_and_image_id_are_part_of_the_key(project_copy: Path) -> None:
     before = all_keys(project_copy)
-    flavours = project_copy / "images" / "flavours.yml"
-    flavours.write_text(flavours.read_text().replace("    - rustc\n", "    - rustc\n    - jq\n",
-                                                     1))
+    flavours = project_copy / "images" / "flavours.yml"  # a project override of `rust`
+    flavours.parent.mkdir(exist_ok=True)
+    builtin = (Path(recipe_module.__file__).parents[2] / "images" / "flavours.yml").read_text()
+    flavours.write_text(builtin.replace("    - rustc\n", "    - rustc\n    - jq\n", 1))
     after = all_keys(project_copy)
     assert before["crate-test/default"] != after["crate-test/default"]  # new rust tag
     assert before["kmod-build/6.1"] == after["kmod-build/6.1"]
@@ -394,3 +397,126 @@ def test_adopt_takes_in_only_valid_entries_from_another_store(tmp_path: Path,
     else:
         assert adopted is None and master.lookup(KEY) is None
         assert master.entry_files(KEY) == []
+
+
+# --------------------------------------------------------------------------- key material
+
+
+def _package_copy(tmp_path: Path) -> Path:
+    import pipeline
+
+    package = tmp_path / "pipeline"
+    shutil.copytree(Path(pipeline.__file__).resolve().parent, package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return package
+
+
+def test_code_digest_covers_every_file_of_the_package(tmp_path: Path) -> None:
+    """Not a hand-kept list: code and data anywhere in the package (recipes, templates,
+    the report and CLI code, a new file) change the digest; byte-code caches do not."""
+    from pipeline.plan.keys import package_digest, package_files
+
+    package = _package_copy(tmp_path)
+    names = {p.relative_to(package).as_posix() for p in package_files(package)}
+    assert {"cli.py", "report/summary.py", "model/schema.py", "model/recipes/cargo-test.yml",
+            "report/templates/report.html.j2", "run/templates/vm-init.j2"} <= names
+    base = package_digest(package)
+    assert package_digest(package) == base
+    for rel in ("report/summary.py", "model/recipes/cargo-test.yml",
+                "report/templates/report.html.j2", "model/schema.py", "cli.py"):
+        path = package / rel
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n")
+        assert package_digest(package) != base, rel
+        path.write_bytes(original)
+    assert package_digest(package) == base
+    (package / "run" / "limits.json").write_text("{}")  # a new data file counts
+    assert package_digest(package) != base
+    (package / "run" / "limits.json").unlink()
+    (package / "run" / "__pycache__").mkdir()
+    (package / "run" / "__pycache__" / "runner.cpython-311.pyc").write_bytes(b"byte code")
+    (package / "run" / ".runner.py.swp").write_bytes(b"an editor's")
+    assert package_digest(package) == base
+    (package / "errors.py").rename(package / "errors2.py")  # same bytes, another module
+    assert package_digest(package) != base
+
+
+def test_code_digest_is_the_installed_package_computed_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline
+    import pipeline.plan.keys as keys
+
+    calls: list[Path] = []
+    real = keys.package_digest
+    monkeypatch.setattr(keys, "_TOOL_DIGEST", None)
+    monkeypatch.setattr(keys, "package_digest", lambda p: calls.append(p) or real(p))
+    first = keys.tool_digest()
+    assert keys.tool_digest() == first and len(calls) == 1
+    assert calls == [Path(pipeline.__file__).resolve().parent]
+    assert first == real(calls[0]) and len(first) == 16
+    assert not hasattr(keys, "BEHAVIOUR_FILES")
+
+
+def test_key_material_is_the_content_of_exactly_what_the_job_sees(project_copy) -> None:
+    keys, jobs = computer(project_copy)
+    job = jobs["crate-test/default"]
+    seen = keys.tree.matched(job.spec.inputs)
+    assert {"kernel/include/uapi/vexfs.h", "kernel/tests/abi_dump.c",
+            "userspace/Cargo.toml", "userspace/tests/abi_c.rs"} <= set(seen)
+    assert "kernel/vexfs_main.c" not in seen and "matrix.yml" not in seen
+    material = keys.material(job)
+    assert material["input_files"] == len(seen)
+    assert material["definition"]["env"]["VEXFS_REQUIRE_C_ABI"] == "1"
+    assert material["runs_on"]["image_id"].startswith("sha256:")
+    for rel in seen:  # each file's content is in the key, none other's
+        path = project_copy / rel
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n")
+        assert computer(project_copy)[0].key(job) != keys.key(job), rel
+        path.write_bytes(original)
+    (project_copy / "kernel" / "vexfs_main.c").write_text("/* not seen */\n")
+    assert computer(project_copy)[0].key(job) == keys.key(job)
+
+
+def test_header_change_changes_every_job_that_reads_it(project_copy: Path) -> None:
+    before = all_keys(project_copy)
+    header = project_copy / "kernel" / "include" / "uapi" / "vexfs.h"
+    header.write_text(header.read_text() + "\n/* edited */\n")
+    after = all_keys(project_copy)
+    changed = {j for j in before if before[j] != after[j]}
+    readers = {j for j in before if j.startswith(("crate-test/", "kmod-build", "vm-test"))}
+    assert changed == readers | {"abi-check"}
+    assert len([j for j in changed if j.startswith("crate-test/")]) >= 10
+    assert not changed & {"vexctl-static", "feature-guards", "crate-build/kernel"}
+
+
+def test_a_job_without_inputs_is_keyed_by_every_project_file_but_reports(
+        project_copy: Path) -> None:
+    keys, jobs = computer(project_copy)
+    job = jobs["feature-guards"]
+    whole = replace(job, spec=replace(job.spec, inputs=()))
+    plain = computer(project_copy)[0].key(job)
+    base = keys.key(whole)  # (keys are memoised by job id: a fresh computer for each)
+    assert keys.material(whole)["input_files"] == len(keys.tree.files())
+    (project_copy / "reports" / "r1").mkdir(parents=True)
+    (project_copy / "reports" / "r1" / "summary.json").write_text("{}")
+    assert computer(project_copy)[0].key(whole) == base
+    (project_copy / "NOTES.md").write_text("any project file\n")
+    assert computer(project_copy)[0].key(whole) != base
+    assert computer(project_copy)[0].key(job) == plain  # not in its inputs
+
+
+def test_host_files_a_vm_job_boots_with_are_keyed(project_copy: Path, tmp_path: Path) -> None:
+    """A `vm:` path outside $SRC and $NEEDS (e.g. a tool of the machine) is hashed."""
+    tool = tmp_path / "tool"
+    tool.write_bytes(b"v1")
+    _, jobs = computer(project_copy)
+    job = jobs["vm-test/6.1"]
+    assert job.spec.vm is not None
+    vm = replace(job.spec.vm, files={**job.spec.vm.files, "/tests/tool": str(tool)})
+    edited = replace(job, spec=replace(job.spec, vm=vm))
+    first = computer(project_copy)[0].key(edited)
+    assert computer(project_copy)[0].material(edited)["runs_on"]["host_files"] == {
+        str(tool): hashlib.sha256(b"v1").hexdigest()}
+    tool.write_bytes(b"v2")
+    assert computer(project_copy)[0].key(edited) != first

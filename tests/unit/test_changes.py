@@ -40,7 +40,8 @@ def test_kernel_change_selects_module_builds_and_their_dependents(shipped) -> No
     affected = affected_jobs(jobs, ["kernel/vexfs_main.c"])
     assert affected == {f"{name}/{k}" for name in ("kmod-build", "vm-test")
                         for k in ("5.10", "6.1", "6.12", "7.3")} | {
-        "kmod-build-rust/7.3-rust", "vm-test-rust/7.3-rust"}
+        "kmod-build-rust/7.3-rust", "vm-test-rust/7.3-rust", "kmod-build/6.12/arm64",
+        "vm-test/6.12/arm64"} | {f"kmod-build/{k}/clang" for k in ("5.10", "6.1", "6.12", "7.3")}
 
 
 def test_userspace_change_reaches_vm_tests_through_vexctl(shipped) -> None:
@@ -49,8 +50,11 @@ def test_userspace_change_reaches_vm_tests_through_vexctl(shipped) -> None:
     assert "vexctl-static" in affected and "vm-test/6.1" in affected
     assert "crate-test/default" in affected and "feature-guards" in affected
     assert not any(a.startswith("kmod-build/") for a in affected)
-    assert "abi-check" not in affected
-    assert "abi-check" in affected_jobs(jobs, ["kernel/include/uapi/vexfs.h"])
+    # abi-check builds the whole crate (lib and bins), but never reads the module's source
+    assert "abi-check" in affected
+    assert "abi-check" not in affected_jobs(jobs, ["kernel/vexfs_main.c"])
+    header = affected_jobs(jobs, ["kernel/include/uapi/vexfs.h"])
+    assert "abi-check" in header and "crate-test/default" in header  # tests/abi_c.rs
 
 
 def test_unrelated_or_no_change_selects_nothing(shipped) -> None:
@@ -76,8 +80,9 @@ def test_selection_pulls_in_needs_of_affected_jobs(shipped) -> None:
     matrix, jobs = shipped
     only = affected_jobs(jobs, ["kernel/tests/run-ktap.sh"])
     sel = select(matrix, jobs, Filters(kernels=("6.1",)), only)
-    assert sel.chosen == {"kmod-build/6.1", "vm-test/6.1"}
-    assert [j.id for j in sel.jobs] == ["kmod-build/6.1", "vexctl-static", "vm-test/6.1"]
+    assert sel.chosen == {"kmod-build/6.1", "vm-test/6.1", "kmod-build/6.1/clang"}
+    assert [j.id for j in sel.jobs] == ["kmod-build/6.1", "vexctl-static", "vm-test/6.1",
+                                        "kmod-build/6.1/clang"]
     assert select(matrix, jobs, Filters(), set()).jobs == []
 
 
@@ -139,6 +144,7 @@ def test_cli_list_and_run_with_changed_since(project_copy: Path, capsys) -> None
     assert {r["id"] for r in rows if r["selected"]} >= {"abi-check", "vexctl-static",
                                                         "vm-test/6.1"}
     assert {r["id"] for r in rows if not r["selected"]} == {
-        f"kmod-build/{k}" for k in ("5.10", "6.1", "6.12", "7.3")} | {"kmod-build-rust/7.3-rust"}
+        f"kmod-build/{k}" for k in ("5.10", "6.1", "6.12", "7.3")} | {
+        "kmod-build-rust/7.3-rust", "kmod-build/6.12/arm64"}  # needed by vm-test/6.12/arm64
     assert main(["--matrix", matrix, "run", "--changed-since", "nope"]) == 2
     assert "unknown git revision" in capsys.readouterr().err

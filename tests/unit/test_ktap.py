@@ -288,3 +288,55 @@ def test_never_raises_and_serializes(
 ) -> None:
     text = mutate(ALL_FIXTURES[index], seed, kind, garbage)
     roundtrip(parse_ktap(text, suite_name=garbage[:20] or "s"), tmp_path / "out.xml")
+
+
+# -- diagnostics printed after a `not ok` line -----------------------------------------------
+
+def _failure(log: str, name: str) -> junitparser.Failure:
+    case = next(c for c in parse_ktap(log) if c.name == name)
+    (result,) = case.result
+    assert isinstance(result, junitparser.Failure)
+    return result
+
+
+def test_diagnostics_after_the_last_not_ok_are_its_failure_text() -> None:
+    log = ("KTAP version 1\n1..2\nok 1 mount\nnot ok 2 get\n# get k: got 'a' want 'b'\n"
+           "# vexctl get: exit 1\n")
+    failure = _failure(log, "get")
+    assert failure.text.splitlines() == ["# get k: got 'a' want 'b'", "# vexctl get: exit 1"]
+    assert failure.message == "not ok"
+
+
+def test_diagnostics_before_and_after_are_both_kept_and_the_assertion_found() -> None:
+    log = ("KTAP version 1\n1..2\n# before: setting up\nnot ok 1 a\n"
+           "# a: EXPECTATION FAILED at fs/vexfs/x.c:12\nmodule noise\nok 2 b\n")
+    failure = _failure(log, "a")
+    assert failure.text.splitlines() == ["# before: setting up",
+                                         "# a: EXPECTATION FAILED at fs/vexfs/x.c:12"]
+    assert failure.message == "EXPECTATION FAILED at fs/vexfs/x.c:12"
+    # only `#` lines attach to the failure; b's own output is unchanged
+    b = next(c for c in parse_ktap(log) if c.name == "b")
+    assert "module noise" in (b.system_out or "")
+
+
+def test_kunit_diagnostics_of_the_next_test_stay_with_it() -> None:
+    log = ("KTAP version 1\n1..2\n    # a: EXPECTATION FAILED at t.c:1\nnot ok 1 a\n"
+           "# after a\n# b: EXPECTATION FAILED at t.c:2\nnot ok 2 b\n")
+    a, b = _failure(log, "a"), _failure(log, "b")
+    assert "# after a" in a.text and "t.c:2" not in a.text
+    assert a.message == "EXPECTATION FAILED at t.c:1"
+    assert b.message == "EXPECTATION FAILED at t.c:2"
+
+
+def test_diagnostics_after_a_nested_not_ok_go_to_that_case() -> None:
+    log = ("KTAP version 1\n1..1\n  KTAP version 1\n  # Subtest: s\n  1..2\n  not ok 1 t\n"
+           "  # t: detail after\n  ok 2 u\nnot ok 1 s\n# s: suite detail\n")
+    failure = _failure(log, "s.t")
+    assert "# t: detail after" in failure.text and "suite detail" not in failure.text
+
+
+def test_passing_skipped_and_todo_results_collect_no_trailing_diagnostics() -> None:
+    log = ("KTAP version 1\n1..3\nok 1 a\n# x\nnot ok 2 b # SKIP no device\n# y\n"
+           "not ok 3 c # TODO later\n# z\n")
+    rows = _summary(parse_ktap(log))
+    assert [r[2] for r in rows] == [P, S, S]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -21,8 +21,15 @@ from pipeline.model.kernels import KernelSource
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def fake_sha(name: str, version: str) -> str:
+    return hashlib.sha256(f"{name}={version}".encode()).hexdigest()
+
+
 def index(*packages: tuple[str, str]) -> str:
-    return "\n".join(f"Package: {n}\nArchitecture: amd64\nVersion: {v}\n" for n, v in packages)
+    """A Packages file (every entry with the pool path and SHA256 a real index has)."""
+    return "\n".join(f"Package: {n}\nArchitecture: amd64\nVersion: {v}\n"
+                     f"Filename: pool/main/l/linux/{n}_{v}_amd64.deb\nSHA256: {fake_sha(n, v)}\n"
+                     for n, v in packages)
 
 
 BOOKWORM = index(
@@ -87,7 +94,7 @@ def test_image_tags_follow_content(tmp_path: Path) -> None:
     images = tmp_path / "images"
     images.mkdir()
     for name in ("flavours.yml", "Dockerfile.j2"):
-        (images / name).write_text((ROOT / "images" / name).read_text())
+        (images / name).write_text((ROOT / "pipeline" / "images" / name).read_text())
     base = ImageBase()
     catalog = ImageCatalog(images)
     flavour = catalog.render("kbuild", locked, base)
@@ -109,7 +116,7 @@ def test_image_tags_follow_content(tmp_path: Path) -> None:
 
 
 def test_mmdebstrap_command_shares_the_apt_cache(tmp_path: Path) -> None:
-    catalog = ImageCatalog(ROOT / "images")
+    catalog = ImageCatalog(ROOT / "pipeline" / "images")
     flavour = catalog.render("rust", None, ImageBase())
     cmd = mmdebstrap_command(flavour, tmp_path / "r.tar", tmp_path / "apt")
     assert cmd[0] == "mmdebstrap" and "--variant=apt" in cmd
@@ -152,7 +159,7 @@ def test_source_field_leaves_packaged_kernels_hash_and_lock_entry_alone(tmp_path
 def test_kbuild_rust_renders_the_kernel_config_into_its_dockerfile(tmp_path: Path) -> None:
     locked = resolve_kernel(RUST_SOURCE, [TRIXIE_BPO])
     base = ImageBase()
-    catalog = ImageCatalog(ROOT / "images")
+    catalog = ImageCatalog(ROOT / "pipeline" / "images")
     flavour = catalog.render("kbuild-rust", locked, base)
     assert "linux-source-7.3=7.3.4-1~bpo13+1" in flavour.packages
     assert {"rustc", "rust-src", "bindgen", "clang", "lld"} <= set(flavour.packages)
@@ -163,10 +170,11 @@ def test_kbuild_rust_renders_the_kernel_config_into_its_dockerfile(tmp_path: Pat
     tag = image_tag(flavour, dockerfile, locked)
     assert tag.startswith("kmatrix/kbuild-rust-7.3-rust:")
     # the fragment is part of the content hash
-    images = tmp_path / "images"
-    shutil.copytree(ROOT / "images", images)
+    images = tmp_path / "images"  # a project's own copy of the fragment wins
+    (images / "kconfig").mkdir(parents=True)
+    builtin = ROOT / "pipeline" / "images" / "kconfig" / "qemu-rust.config"
     fragment = images / "kconfig" / "qemu-rust.config"
-    fragment.write_text(fragment.read_text() + "CONFIG_PRINTK_TIME=y\n")
+    fragment.write_text(builtin.read_text() + "CONFIG_PRINTK_TIME=y\n")
     edited = ImageCatalog(images)
     assert image_tag(flavour, edited.dockerfile(flavour, base, rootfs_tag(flavour)),
                      locked) != tag

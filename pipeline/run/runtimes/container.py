@@ -30,6 +30,7 @@ from pipeline.run.executor import (
     reclaim,
 )
 from pipeline.run.frame import JobFrame
+from pipeline.run.inputs import InputTree, job_tree
 from pipeline.run.masking import Masker
 from pipeline.run.runtimes.base import Runtime, register
 
@@ -118,9 +119,26 @@ def parse_results(step: Step, classname: str, outcome: StepOutcome) -> list[Test
                       outcome.seconds, outcome.error)]
 
 
+def inputs_lines(root: Path, tree: InputTree) -> list[str]:
+    """reproduce.sh lines that make $SRC_TREE: a copy of the job's inputs, as /src was."""
+    names = [f for f in tree.files if "\n" not in f and f != "KMATRIX_INPUTS"]
+    what = ", ".join(tree.globs) if tree.globs else "every project file but reports/"
+    return [
+        f"# /src holds only the job's inputs ({what}): these {len(names)} files of",
+        "# PROJECT, copied into SRC_TREE (a fresh directory unless set)",
+        f"PROJECT={shlex.quote(str(root))}",
+        'SRC_TREE="${SRC_TREE:-$(mktemp -d)}"; chmod 0755 "$SRC_TREE"',
+        """(cd "$PROJECT" && xargs -r -d '\\n' cp -a --parents -t "$SRC_TREE" --) """
+        "<<'KMATRIX_INPUTS'",
+        *names, "KMATRIX_INPUTS",
+    ]
+
+
 def docker_reproducer(directory: Path, specs: list[tuple[Step, ContainerSpec]],
-                      masker: Masker | None = None) -> list[str]:
-    """reproduce.sh lines: the steps as `docker run` commands; secrets passed by name."""
+                      masker: Masker | None = None,
+                      inputs: tuple[Path, InputTree] | None = None) -> list[str]:
+    """reproduce.sh lines: the steps as `docker run` commands; secrets passed by name;
+    with `inputs` (the project root and the job's tree), /src is a copy of its inputs."""
     masker = masker or Masker()
     hidden = sorted({k for _, spec in specs for k, v in spec.env.items() if masker.hides(v)})
     lines = [
@@ -128,6 +146,9 @@ def docker_reproducer(directory: Path, specs: list[tuple[Step, ContainerSpec]],
         'OUT="${OUT:-$(mktemp -d)}"; WORK="${WORK:-$(mktemp -d)}"',
         'chmod 0777 "$OUT" "$WORK"',
     ]
+    tree_arg = f"{inputs[1].path}:{SRC}:ro" if inputs else None
+    if inputs:
+        lines += inputs_lines(*inputs)
     if hidden:
         lines += [f"# secrets are not recorded: export {' '.join(hidden)} before running this",
                   *(f': "${{{name}:?set {name} (a secret of this job)}}"' for name in hidden)]
@@ -143,6 +164,8 @@ def docker_reproducer(directory: Path, specs: list[tuple[Step, ContainerSpec]],
                 rendered.append(f'"$OUT:{arg.split(":", 1)[1]}"')
             elif any(arg == f"{m.host}:{WORK}" for m in spec.mounts if m.container == WORK):
                 rendered.append(f'"$WORK:{WORK}"')
+            elif arg == tree_arg:
+                rendered.append(f'"$SRC_TREE:{SRC}:ro"')
             else:
                 rendered.append(shlex.quote(arg))
         lines += ["", f"echo '== step {step.name}'", " ".join(rendered)]
@@ -166,6 +189,7 @@ class ContainerRuntime(Runtime):
         self.env: dict[str, str] = {}
         self.network: tuple[list[Mount], dict[str, str]] = ([], {})
         self.specs: list[tuple[Step, ContainerSpec]] = []
+        self.tree: InputTree | None = None  # what the job sees at /src
 
     @classmethod
     def handles(cls, job: Job) -> bool:
@@ -184,10 +208,14 @@ class ContainerRuntime(Runtime):
         assert image is not None
         frame.emit(f"== image {image.tag} ({'built' if image.built else 'reused'} "
                    f"in {image.seconds:.1f} s)")
+        self.tree = tree = job_tree(ctx, job)
+        frame.emit(f"== inputs at {SRC} (read-only): {tree.describe()}")
+        frame.extra["inputs"] = {"globs": list(tree.globs), "files": len(tree.files),
+                                 "seconds": round(tree.seconds, 4)}
         work = Path(cache_dir() / "work" / ctx.run_id / job.id.replace("/", "_"))
         prepare_writable(work)
         self.work = work
-        self.mounts = [Mount(ctx.root, SRC, read_only=True), Mount(frame.artifacts, OUT),
+        self.mounts = [Mount(tree.path, SRC, read_only=True), Mount(frame.artifacts, OUT),
                        Mount(work, WORK), *_cache_mounts(ctx, job, image),
                        *_need_mounts(ctx, job)]
         self.env = {**job.job_env(), "SRC": SRC, "OUT": OUT, "WORK": WORK, "NEEDS": NEEDS,
@@ -198,7 +226,7 @@ class ContainerRuntime(Runtime):
 
     def _ensure_image(self) -> bool:
         frame, ctx, job = self.frame, self.frame.ctx, self.frame.job
-        kernel = ctx.kernels.get(job.kernel) if job.kernel else None
+        kernel = ctx.kernels.get(job.kernel_key) if job.kernel else None
         try:
             frame.image = ctx.images.ensure(job.spec.image, kernel)
         except PipelineError as exc:
@@ -229,7 +257,26 @@ class ContainerRuntime(Runtime):
             if outcome.exit_code != 0 or outcome.error:
                 frame.fail(FAILED, outcome.error
                            or f"step {step.name!r} exited {outcome.exit_code}")
+                self._explain_missing(outcome.output)
                 break
+
+    def _explain_missing(self, output: str) -> None:
+        """A failure that comes from reading a project file outside the job's inputs gets
+        the `inputs:` line to add, in its message and log."""
+        from pipeline.run.undeclared import missing_inputs, undeclared_message
+
+        frame, tree = self.frame, self.tree
+        if tree is None or frame.ctx.inputs is None:
+            return
+        project = frame.ctx.inputs.source.matched(())
+        paths = missing_inputs(output, project, tree.files)
+        if not paths:
+            return
+        sentence = undeclared_message(frame.job, paths)
+        frame.emit(f"== undeclared input: {sentence}")
+        frame.message = frame.masker.mask(
+            f"{frame.message}; {sentence}" if frame.message else sentence)
+        frame.extra["undeclared_inputs"] = paths
 
     def _spec(self, step: Step) -> ContainerSpec:
         ctx, job, image = self.frame.ctx, self.frame.job, self.frame.image
@@ -279,4 +326,5 @@ class ContainerRuntime(Runtime):
     def reproduce_lines(self) -> list[str]:
         if not self.prepared:
             return []
-        return docker_reproducer(self.frame.directory, self.specs, self.frame.masker)
+        inputs = (self.frame.ctx.root, self.tree) if self.tree is not None else None
+        return docker_reproducer(self.frame.directory, self.specs, self.frame.masker, inputs)

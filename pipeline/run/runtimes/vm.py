@@ -1,4 +1,8 @@
-"""The VM runtime: the job's kernel booted in QEMU with its modules, binaries and command."""
+"""The VM runtime: the job's kernel booted in QEMU with its modules, binaries and command.
+
+QEMU's binary and machine follow the kernel's architecture (its matrix.lock entry: `6.12`
+boots in qemu-system-x86_64, `6.12:arm64` in qemu-system-aarch64 with that entry's busybox).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from pipeline.model.expand import Job
 from pipeline.paths import cache_dir
 from pipeline.results.status import ERROR, FAILED, INTERRUPTED
 from pipeline.run.frame import JobFrame
+from pipeline.run.inputs import InputTree, job_tree
 from pipeline.run.runtimes.base import Runtime, register
 
 if TYPE_CHECKING:
@@ -24,13 +29,31 @@ if TYPE_CHECKING:
 
 
 def vm_path(value: str, env: dict[str, str], needs: list[str]) -> Path:
-    """Expand $SRC/$NEEDS/...; $NEEDS/<need id>/x means that need's artifacts/x."""
+    """Expand $SRC/$NEEDS/...; $NEEDS/<need id>/x means that need's artifacts/x. The id may
+    leave out trailing axis values when exactly one need has the rest: in a cell that needs
+    kmod-build/6.12/arm64, $NEEDS/kmod-build/6.12/x (and $NEEDS/kmod-build/x) is its x."""
     path = string.Template(value).safe_substitute(env)
     for need in sorted(needs, key=len, reverse=True):
         prefix = f"{env['NEEDS']}/{need}/"
         if path.startswith(prefix):
             return Path(prefix, "artifacts", path[len(prefix):])
+    root = f"{env['NEEDS']}/"
+    if path.startswith(root):
+        parts = path[len(root):].split("/")
+        for n in range(len(parts) - 1, 0, -1):
+            written = "/".join(parts[:n])
+            found = [need for need in needs if need.startswith(written + "/")]
+            if len(found) == 1:
+                return Path(root, found[0], "artifacts", *parts[n:])
     return Path(path)
+
+
+def matching(path: Path) -> list[Path]:
+    """The files a `*` or `?` pattern in the last part names, sorted (the pattern itself
+    when nothing matches, so that it is reported missing)."""
+    if not any(c in path.name for c in "*?["):
+        return [path]
+    return sorted(p for p in path.parent.glob(path.name) if p.is_file()) or [path]
 
 
 @register
@@ -56,23 +79,24 @@ class VmRuntime(Runtime):
 
         frame, ctx, job, decl = self.frame, self.frame.ctx, self.frame.job, self.frame.job.spec.vm
         assert decl is not None
-        kernel = ctx.kernels.get(job.kernel) if job.kernel else None
+        kernel = ctx.kernels.get(job.kernel_key) if job.kernel else None
         if kernel is None:
             raise InputError(f"job {job.name!r} has `vm:` but does not run over kernels",
                              hint="add `over: [kernel]`")
         self.kernel = kernel
-        env = {**job.job_env(), "SRC": str(ctx.root), "NEEDS": str(ctx.needs_dir or ctx.run_dir),
-               "KERNEL_ABI": kernel.abi}
+        tree = job_tree(ctx, job)  # $SRC: the job's inputs only, as a container's /src
+        frame.emit(f"== inputs at $SRC: {tree.describe()}")
+        env = {**job.job_env(), "SRC": str(tree.path),
+               "NEEDS": str(ctx.needs_dir or ctx.run_dir), "KERNEL_ABI": kernel.abi}
         needs = list(job.needs)
-        modules = [vm_path(m, env, needs) for m in decl.modules]
+        modules = [p for m in decl.modules for p in matching(vm_path(m, env, needs))]
         binaries = [vm_path(b, env, needs) for b in decl.binaries]
         files = {k: vm_path(v, env, needs) for k, v in decl.files.items()}
         explicit_kernel = vm_path(decl.kernel, env, needs) if decl.kernel else None
-        missing = [str(p) for p in [*modules, *binaries, *files.values(),
-                                    *filter(None, [explicit_kernel])] if not p.is_file()]
+        missing = [p for p in [*modules, *binaries, *files.values(),
+                               *filter(None, [explicit_kernel])] if not p.is_file()]
         if missing:
-            frame.fail(ERROR, f"missing VM input(s): {', '.join(missing)}")
-            frame.error_case("vm-inputs", "\n".join(missing), "missing-input")
+            self._missing(missing, tree)
             return False
         self.spec = VmSpec(
             kernel=self._vmlinuz(explicit_kernel), modules=modules, binaries=binaries,
@@ -80,8 +104,41 @@ class VmRuntime(Runtime):
             memory_mb=decl.memory, boot_timeout=decl.boot_timeout,
             timeout=max(math.ceil(job.timeout - (time.monotonic() - frame.started)), 1),
             test_timeout=decl.test_timeout, append=decl.append,
-            label=f"kmatrix:{ctx.run_id}:{job.id}")
+            label=f"kmatrix:{ctx.run_id}:{job.id}", arch=kernel.arch,
+            busybox=self._busybox())
         return True
+
+    def _busybox(self) -> Path | None:
+        """The lock's busybox of a kernel of another architecture (None: the host's)."""
+        from pipeline.debian.kernels import busybox_binary
+
+        assert self.kernel is not None
+        busybox = busybox_binary(self.kernel)
+        if busybox is not None:
+            assert self.kernel.busybox is not None
+            self.frame.emit(f"== busybox {self.kernel.busybox.package} "
+                            f"{self.kernel.busybox.version} ({self.kernel.arch})")
+        return busybox
+
+    def _missing(self, missing: list[Path], tree: InputTree) -> None:
+        """The job's error for VM inputs that are not there; files taken from $SRC that the
+        job's inputs leave out get the `inputs:` line to add."""
+        from pipeline.run.undeclared import missing_inputs, undeclared_message
+
+        frame = self.frame
+        shown = [f"$SRC/{p.relative_to(tree.path)}" if p.is_relative_to(tree.path) else str(p)
+                 for p in missing]
+        message = f"missing VM input(s): {', '.join(shown)}"
+        assert frame.ctx.inputs is not None
+        paths = missing_inputs("\n".join(f"/src/{s[5:]}: No such file" for s in shown
+                                         if s.startswith("$SRC/")),
+                               frame.ctx.inputs.source.matched(()), tree.files)
+        if paths:
+            message += f"; {undeclared_message(frame.job, paths)}"
+            frame.extra["undeclared_inputs"] = paths
+        frame.emit(f"== error: {message}")
+        frame.fail(ERROR, message)
+        frame.error_case("vm-inputs", message, "missing-input")
 
     def _vmlinuz(self, explicit: Path | None) -> Path:
         from pipeline.debian.kernels import kernel_image
