@@ -7,6 +7,7 @@ and output in pipeline.report.run_output; the commands here connect the two.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import traceback
@@ -40,6 +41,8 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
                        help="cargo feature set name")
     group.add_argument("--job", action="append", default=[], metavar="GLOB",
                        help="job id or name glob, e.g. 'kmod-build/*'")
+    group.add_argument("--axis", action="append", default=[], metavar="AXIS=VALUE",
+                       help="a value of a user-defined axis (matrix.yml `axes:`), e.g. cc=clang")
 
 
 def _add_changed_since(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline.buildbot.worker import add_parsers as add_worker_parsers
 
     add_worker_parsers(sub)  # `worker` (a Buildbot worker for a remote master)
+    from pipeline.adopt.commands import add_parsers as add_adopt_parsers
+
+    add_adopt_parsers(sub)  # `init` and `doctor` (a new project, the host)
     return parser
 
 
@@ -82,6 +88,8 @@ def _add_matrix_commands(sub: Subparsers) -> None:
     sub.add_parser("schema", help="print the JSON Schema of matrix.yml")
     p = sub.add_parser("lock", help="resolve kernels to exact Debian ABIs into matrix.lock")
     p.add_argument("--update", action="store_true", help="re-resolve every kernel")
+    p.add_argument("--check", action="store_true", help="only report the kernels whose suite "
+                   "no longer offers their locked packages (exit 1 if any)")
 
 
 def _add_run_command(sub: Subparsers) -> None:
@@ -152,7 +160,7 @@ def _filters(args: argparse.Namespace) -> Any:
     from pipeline.plan.select import Filters
 
     return Filters(kernels=tuple(args.kernel), features=tuple(args.features),
-                   jobs=tuple(args.job))
+                   jobs=tuple(args.job), axes=tuple(args.axis))
 
 
 def _note(message: object) -> None:
@@ -219,16 +227,10 @@ def cmd_schema(_args: argparse.Namespace) -> int:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    from pipeline.debian.lock import LOCK_NAME, read_lock, resolve_all, write_lock
+    from pipeline.debian.offered import lock_command
 
-    matrix, _ = _load(args)
-    path = matrix.root / LOCK_NAME
-    resolved = resolve_all(matrix.kernels.values(), read_lock(path), args.update, log=_note)
-    write_lock(path, resolved)
-    for version, kernel in resolved.items():
-        print(f"{version:<8} {kernel.abi:<28} {kernel.headers.package}={kernel.headers.version}")
-    print(f"wrote {path}")
-    return EXIT_OK
+    matrix, jobs = _load(args)
+    return lock_command(matrix.kernel_sources(jobs), matrix.root, args.update, args.check, _note)
 
 
 def cmd_images(args: argparse.Namespace) -> int:
@@ -247,7 +249,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from pipeline.report.progress import printer
     from pipeline.report.run_output import resolve_run, show_nothing_to_run
-    from pipeline.run.context import locked_kernels
+    from pipeline.run.context import check_still_offered, locked_kernels
     from pipeline.run.executor import docker_client
 
     matrix, jobs, selection, changed = _selected(args)
@@ -262,6 +264,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.baseline:  # a wrong --baseline is exit 2 before the run, not after it
         resolve_run(reports, args.baseline)
     client = docker_client()  # an unreachable engine is exit 2 before a run directory exists
+    check_still_offered(matrix, selection.jobs, client, lambda m: _note(f"warning: {m}"))
     return _run(args, console, matrix, jobs, selection.jobs, reports, client)
 
 
@@ -279,7 +282,7 @@ def _run(args: argparse.Namespace, console: Any, matrix: Any, all_jobs: list[Any
     run_id, run_dir = new_run_dir(reports)
     started = datetime.now(UTC)
     ctx = build_context(matrix, jobs, run_id, run_dir, say, args.verbose, all_jobs=all_jobs,
-                        read_cache=not args.no_cache, client=client)
+                        read_cache=not args.no_cache, client=client, offered_checked=True)
     progress = Progress(console, jobs, live=console.is_terminal and not args.verbose
                         and not args.json)
     scheduler = Scheduler(lambda job: run_job(ctx, job), args.jobs or default_parallelism(),
@@ -382,28 +385,22 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _buildbot_worker() -> Any:
-    """pipeline.buildbot.worker, imported only when `pipeline worker` runs."""
-    import pipeline.buildbot.worker as worker
-
-    return worker
-
-
-def _buildbot_control() -> Any:
-    """pipeline.buildbot.control, imported only when a Buildbot command runs."""
-    import pipeline.buildbot.control as control
-
-    return control
-
-
 COMMANDS = {
     "validate": cmd_validate, "list": cmd_list, "schema": cmd_schema, "lock": cmd_lock,
     "run": cmd_run, "runs": cmd_runs, "report": cmd_report, "job": cmd_job,
     "images": cmd_images, "convert": cmd_convert, "cache": cmd_cache,
-    "master": lambda args: _buildbot_control().cmd_master(args),
-    "hook": lambda args: _buildbot_control().cmd_hook(args),
-    "worker": lambda args: _buildbot_worker().cmd_worker(args),
 }
+# commands whose module is imported only when they run (Buildbot, adoption)
+LAZY = {"master": "pipeline.buildbot.control", "hook": "pipeline.buildbot.control",
+        "worker": "pipeline.buildbot.worker", "init": "pipeline.adopt.commands",
+        "doctor": "pipeline.adopt.commands"}
+
+
+def handler(command: str) -> Any:
+    """The function that runs `command`."""
+    if command in COMMANDS:
+        return COMMANDS[command]
+    return getattr(importlib.import_module(LAZY[command]), f"cmd_{command}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -414,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return handler(args.command)(args)
     except InputError as exc:
         for diagnostic in exc.diagnostics:
             _note(diagnostic)

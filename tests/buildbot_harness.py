@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-PROJECT_PARTS = ("matrix.lock", "images", "kernel", "userspace", "master.cfg")
+PROJECT_PARTS = ("matrix.lock", "kernel", "userspace", "master.cfg")
 IGNORE = shutil.ignore_patterns("target", "*.o", "*.ko", "*.mod*", ".*.cmd", "Module.symvers",
                                 "modules.order")
 GIT = ["git", "-c", "user.name=kmatrix-test", "-c", "user.email=test@kmatrix.invalid",

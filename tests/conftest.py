@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_PARTS = ("matrix.yml", "matrix.lock", "images", "kernel", "userspace")
+PROJECT_PARTS = ("matrix.yml", "matrix.lock", "kernel", "userspace")
 
 
 @pytest.fixture(scope="session", autouse=True)

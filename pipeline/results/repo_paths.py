@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 # path:line or path:line:col; the path has a dot-extension
 LOCATION = re.compile(r"(?P<path>(?:[\w.+-]*/)*[\w.+-]+\.\w+):(?P<pos>\d+(?::\d+)?)")
@@ -54,3 +55,13 @@ class RepoPaths:
             return f"{found}:{match.group('pos')}" if found else match.group(0)
 
         return LOCATION.sub(replace, text)
+
+
+def map_suite(suite: Iterable[Any], to_repo: RepoPaths) -> None:
+    """Map the paths in every case's failure/error message and text (in place)."""
+    for case in suite:
+        for result in case.result:
+            if result.message:
+                result.message = to_repo(result.message)
+            if result.text:
+                result.text = to_repo(result.text)

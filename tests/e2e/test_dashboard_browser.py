@@ -151,6 +151,8 @@ def test_dashboard_branch_matrix(chromium_driver, tmp_path) -> None:
         assert cells[BUILD]["broken_since"].startswith(broken[:10])
         assert cells[BUILD]["broken_since"].endswith("kernel: break it")
         assert [h["status"] for h in cells[BUILD]["history"]] == ["failed", "passed"]
+        # the compiler's path inside the container, mapped back to the repository
+        assert cells[BUILD]["failing"][0]["message"].startswith("kernel/vexfs_main.c:")
         assert cells[CHECK]["status"] == "skipped"
         assert cells[CHECK]["message"] == f"skipped: needs failed: {BUILD}"
         assert (cells[CRATE]["commit"], cells[CRATE]["carried"]) == (second, True)

@@ -226,7 +226,7 @@ def test_a_matrix_no_worker_can_run_stops_the_start_with_one_message(tmp_path):
     """`pipeline master start` on a matrix whose VM tests no declared worker can run."""
     project = tmp_path / "project"
     project.mkdir()
-    for part in ("matrix.yml", "matrix.lock", "images", "kernel", "userspace"):
+    for part in ("matrix.yml", "matrix.lock", "kernel", "userspace"):
         src = ROOT / part
         if src.is_dir():
             shutil.copytree(src, project / part, ignore=shutil.ignore_patterns("target"))

@@ -28,7 +28,9 @@ def test_validate_and_list_the_shipped_matrix(capsys) -> None:
     code, out, _ = run(capsys, "--matrix", str(ROOT / "matrix.yml"), "list", "--json",
                        "--kernel", "6.12")
     rows = {r["id"]: r for r in json.loads(out)}
-    assert {i for i, r in rows.items() if r["selected"]} == {"kmod-build/6.12", "vm-test/6.12"}
+    assert {i for i, r in rows.items() if r["selected"]} == {
+        "kmod-build/6.12", "vm-test/6.12", "kmod-build/6.12/clang", "kmod-build/6.12/arm64",
+        "vm-test/6.12/arm64"}  # the cells of the user axes (matrix.yml `axes:`) too
     assert not rows["vexctl-static"]["selected"]  # pulled in as a need
     assert rows["kmod-build/6.12"]["axes"] == {"kernel": "6.12"}
     assert rows["kmod-build/6.12"]["inputs"] == ["kernel/**"]
@@ -107,5 +109,6 @@ def test_images_list_skips_vm_jobs_and_needs_no_docker(capsys) -> None:
                          "--kernel", "6.1")
     assert code == 0, err
     tags = out.split()
-    assert len(tags) == 2
+    assert len(tags) == 3
     assert tags[0].startswith("kmatrix/kbuild-6.1:") and tags[1].startswith("kmatrix/rust:")
+    assert tags[2].startswith("kmatrix/kbuild-clang-6.1:")  # kmod-build/6.1/clang

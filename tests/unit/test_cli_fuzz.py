@@ -26,12 +26,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def project() -> Iterator[Path]:
-    """A copy of the project's matrix, lock, images and Cargo.toml (no sources needed)."""
+    """A copy of the project's matrix, lock and Cargo.toml (no sources needed)."""
     with tempfile.TemporaryDirectory(prefix="kmatrix-cli-fuzz-") as tmp:
         root = Path(tmp)
         for name in ("matrix.yml", "matrix.lock"):
             shutil.copy(ROOT / name, root / name)
-        shutil.copytree(ROOT / "images", root / "images")
         (root / "userspace").mkdir()
         shutil.copy(ROOT / "userspace" / "Cargo.toml", root / "userspace" / "Cargo.toml")
         (root / "ktap.log").write_text("KTAP version 1\n1..2\nok 1 a\nnot ok 2 b\n")

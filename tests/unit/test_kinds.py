@@ -26,7 +26,8 @@ def load(jobs: str):
 
 
 def test_shipped_kinds() -> None:
-    assert recipe_names() == ["cargo-build", "cargo-test", "kmod-build"]
+    assert recipe_names() == ["cargo-build", "cargo-test", "kmod-build", "static-binary",
+                              "vm-test"]
 
 
 def test_kind_provides_axes_image_inputs_and_steps() -> None:
@@ -92,12 +93,17 @@ def shipped_kmod_build() -> list:
 def test_shipped_kmod_build_job_is_the_recipe(fresh_recipes) -> None:
     recipe = load_recipe("kmod-build")
     jobs = shipped_kmod_build()
-    assert [j.id for j in jobs] == ["kmod-build/5.10", "kmod-build/6.1", "kmod-build/6.12",
-                                    "kmod-build/7.3"]
+    kernels = ("5.10", "6.1", "6.12", "7.3")
+    assert [j.id for j in jobs] == [f"kmod-build/{k}" for k in kernels] + [
+        f"kmod-build/{k}/clang" for k in kernels] + ["kmod-build/6.12/arm64"]
+    # the cells of the user axes run the same recipe in the image their axis value maps to
+    images = {f"kmod-build/{k}/clang": "kbuild-clang" for k in kernels}
+    images["kmod-build/6.12/arm64"] = "kbuild-arm64"
     for job in jobs:
         assert [(s.name, s.results, s.run) for s in job.spec.steps] == [
             (s["name"], s["results"], s["run"]) for s in recipe["steps"]]
-        assert job.spec.image == recipe["image"] and job.spec.over == tuple(recipe["over"])
+        assert job.spec.image == images.get(job.id, recipe["image"])
+        assert job.spec.over == tuple(recipe["over"])
         assert job.spec.inputs == tuple(recipe["inputs"])
 
 
@@ -113,7 +119,7 @@ def test_editing_the_recipe_changes_the_shipped_kmod_build_job(
     before = shipped_kmod_build()
     monkeypatch.setattr(recipe_module, "RECIPES", tmp_path)
     after = shipped_kmod_build()
-    assert len(after) == len(before) == 4
+    assert len(after) == len(before) == 9  # 4 kernels, 4 clang cells, 1 arm64 cell
     for old, new in zip(before, after, strict=True):
         assert "KCFLAGS=-Werror" in old.spec.steps[0].run
         assert new.spec.steps[0].run == old.spec.steps[0].run.replace("-Werror", "-Wextra")

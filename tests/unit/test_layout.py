@@ -19,7 +19,8 @@ ALLOWED = {
     "run": {"model", "debian", "results", "plan"},
     "report": {"model", "results"},
     "buildbot": {"model", "debian", "results", "plan", "run", "report"},
-    "cli": {"model", "debian", "results", "plan", "run", "report", "buildbot"},
+    "adopt": {"model", "debian", "results", "plan", "run"},
+    "cli": {"model", "debian", "results", "plan", "run", "report", "buildbot", "adopt"},
     "__main__": {"cli"},
 }
 MAX_MODULE_LINES = 450

@@ -36,3 +36,19 @@ def test_a_unique_longer_suffix_wins() -> None:
     paths = RepoPaths(FILES)
     assert paths("/work/kernel/chardev.c:66:5") == "kernel/chardev.c:66:5"
     assert paths("/work/rust/src/lib.rs:9") == "kernel/rust/src/lib.rs:9"
+
+
+def test_a_suites_messages_are_mapped_in_place() -> None:
+    from junitparser import Failure, TestCase, TestSuite
+
+    from pipeline.results.repo_paths import map_suite
+
+    case = TestCase("build", classname="kmod-build/6.1")
+    failure = Failure("/work/module/vexfs_main.c:12:3: error: x")
+    failure.text = "/work/module/vexfs_main.c:12:3: error: x\n 12 | bad;"
+    case.result = [failure]
+    suite = TestSuite("kmod-build/6.1")
+    suite.add_testcase(case)
+    map_suite(suite, RepoPaths(FILES))
+    assert case.result[0].message == "kernel/vexfs_main.c:12:3: error: x"
+    assert case.result[0].text.startswith("kernel/vexfs_main.c:12:3: error: x\n")
