@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import EXIT_FAILED, EXIT_OK, InputError, PipelineError
+from pipeline.fsutil import pid_alive
 from pipeline.paths import find_matrix
 
 HOOK_MARK = "installed by `pipeline hook install`"
@@ -73,20 +74,6 @@ def read_pid(directory: Path) -> int | None:
     return pid if b"twistd" in cmdline or b"buildbot" in cmdline else None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie (ours, not reaped yet) counts as gone
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _stop(directory: Path, what: str, timeout: float | None = None) -> bool:
     """SIGTERM the twistd of `directory`, SIGKILL if it is still there after `timeout`;
     say which. False if it was not running."""
@@ -96,11 +83,11 @@ def _stop(directory: Path, what: str, timeout: float | None = None) -> bool:
     timeout = stop_timeout() if timeout is None else timeout
     started = time.monotonic()
     os.kill(pid, signal.SIGTERM)
-    while _alive(pid) and time.monotonic() - started < timeout:
+    while pid_alive(pid) and time.monotonic() - started < timeout:
         time.sleep(0.2)
-    if _alive(pid):
+    if pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
-        while _alive(pid) and time.monotonic() - started < timeout + 10:
+        while pid_alive(pid) and time.monotonic() - started < timeout + 10:
             time.sleep(0.1)
         print(f"{what} (pid {pid}) did not stop within {timeout:.0f} s of SIGTERM: killed")
     else:

@@ -90,6 +90,19 @@ class _SummaryMixin:
         self.summary_url, self.summary_context = summary_url, summary_context
         yield super().reconfigService(token, **kwargs)  # type: ignore[misc]
 
+    @defer.inlineCallbacks
+    def sendMessage(self, reports: list[dict[str, Any]]) -> Any:
+        """Buildbot's per-cell statuses, or the summary for each commit of a buildset."""
+        report = reports[0]
+        if not report.get("kmatrix_summary"):
+            yield super().sendMessage(reports)  # type: ignore[misc]
+            return
+        for stamp, link in _summary_targets(report, self.summary_url):
+            response = yield self.post_summary(stamp, report, link)
+            if response is not None and response.code not in (200, 201, 204):
+                log.msg(f"kmatrix: {self.forge} refused the status of {stamp['revision']}: "
+                        f"HTTP {response.code}")
+
 
 def _summary_targets(report: dict[str, Any], www_url: str) -> list[tuple[dict, str]]:
     stamps = report["buildset"].get("sourcestamps") or []
@@ -101,25 +114,19 @@ class MatrixGitHubStatusPush(_SummaryMixin, GitHubStatusPush):
     """GitHub statuses: the buildset summary, and per cell when configured."""
 
     name = "MatrixGitHubStatusPush"
+    forge = "GitHub"
 
     @defer.inlineCallbacks
-    def sendMessage(self, reports: list[dict[str, Any]]) -> Any:
-        report = reports[0]
-        if not report.get("kmatrix_summary"):
-            yield super().sendMessage(reports)
-            return
-        for stamp, link in _summary_targets(report, self.summary_url):
-            owner, repo = self._extract_github_info(stamp)
-            if not owner or not repo:
-                log.msg(f"kmatrix: no GitHub repository for {stamp.get('repository')!r}")
-                continue
-            response = yield self.createStatus(
-                repo_user=owner, repo_name=repo, sha=stamp["revision"], state=report["state"],
-                target_url=link, context=self.summary_context, description=report["body"],
-                props=None)
-            if not self.is_status_2xx(response.code):
-                log.msg(f"kmatrix: GitHub refused the status of {stamp['revision']}: "
-                        f"HTTP {response.code}")
+    def post_summary(self, stamp: dict[str, Any], report: dict[str, Any], link: str) -> Any:
+        owner, repo = self._extract_github_info(stamp)
+        if not owner or not repo:
+            log.msg(f"kmatrix: no GitHub repository for {stamp.get('repository')!r}")
+            return None
+        response = yield self.createStatus(
+            repo_user=owner, repo_name=repo, sha=stamp["revision"], state=report["state"],
+            target_url=link, context=self.summary_context, description=report["body"],
+            props=None)
+        return response
 
     @defer.inlineCallbacks
     def _get_auth_header(self, props: Any) -> Any:
@@ -131,26 +138,20 @@ class MatrixGitLabStatusPush(_SummaryMixin, GitLabStatusPush):
     """GitLab commit statuses: the buildset summary, and per cell when configured."""
 
     name = "MatrixGitLabStatusPush"
+    forge = "GitLab"
     STATE = {"success": "success", "failure": "failed", "error": "failed",
              "pending": "pending"}
 
     @defer.inlineCallbacks
-    def sendMessage(self, reports: list[dict[str, Any]]) -> Any:
-        report = reports[0]
-        if not report.get("kmatrix_summary"):
-            yield super().sendMessage(reports)
-            return
-        for stamp, link in _summary_targets(report, self.summary_url):
-            project = yield self.getProjectId(stamp)
-            if project is None:
-                continue
-            response = yield self.createStatus(
-                project_id=project, branch=stamp.get("branch"), sha=stamp["revision"],
-                state=self.STATE[report["state"]], target_url=link,
-                description=report["body"], context=self.summary_context)
-            if response.code not in (200, 201, 204):
-                log.msg(f"kmatrix: GitLab refused the status of {stamp['revision']}: "
-                        f"HTTP {response.code}")
+    def post_summary(self, stamp: dict[str, Any], report: dict[str, Any], link: str) -> Any:
+        project = yield self.getProjectId(stamp)
+        if project is None:
+            return None
+        response = yield self.createStatus(
+            project_id=project, branch=stamp.get("branch"), sha=stamp["revision"],
+            state=self.STATE[report["state"]], target_url=link,
+            description=report["body"], context=self.summary_context)
+        return response
 
 
 def reporters(forge: Forge | None, www_url: str) -> list[Any]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.fsutil import pid_alive
 from pipeline.model.expand import Job
 from pipeline.paths import cache_dir
 from pipeline.plan.keys import SourceTree
@@ -158,19 +159,9 @@ def _remove_stale(parent: Path) -> None:
     for entry in parent.iterdir():
         pid = entry.name.split("-", 1)[0]
         with contextlib.suppress(OSError, ValueError):
-            if now - entry.stat().st_mtime < STALE_AFTER or _alive(int(pid)):
+            if now - entry.stat().st_mtime < STALE_AFTER or pid_alive(int(pid)):
                 continue
             shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def job_tree(ctx: RunContext, job: Job) -> InputTree:
