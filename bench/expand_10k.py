@@ -2,8 +2,10 @@
 
     python bench/expand_10k.py [CELLS] [REPEATS]
 
-The matrix has K kernels x F explicit feature sets (K * F = CELLS) on one job `test`,
-which needs a per-kernel `build` job (K more cells), so needs resolution is exercised too.
+The matrix has K kernels x F explicit feature sets x 2 values of a user-defined axis `cc`
+(gcc, clang with env; K * F * 2 = CELLS) on one job `test`, which needs a per-kernel `build`
+job (K more cells), so needs resolution is exercised too; include and exclude name all three
+axes.
 A small Cargo.toml sits next to it so feature names are checked as in a real project.
 `measure()` returns the medians (seconds) of each phase; other benchmarks import it.
 """
@@ -24,15 +26,16 @@ from pipeline.model.matrix import build_matrix
 from pipeline.model.yamlmarks import load_yaml_file
 
 CARGO_FEATURES = ("userspace", "kernel", "serde", "fast-search")
+CC = ("gcc", "clang")  # the third axis
 
 
 def _shape(cells: int) -> tuple[int, int]:
     kernels = max(1, math.isqrt(cells))
-    return kernels, max(1, cells // kernels)
+    return kernels, max(1, cells // (kernels * len(CC)))
 
 
 def matrix_text(cells: int = 10_000) -> str:
-    """A matrix.yml whose `test` job has about `cells` cells (kernels x feature sets)."""
+    """A matrix.yml whose `test` job has about `cells` cells (kernels x feature sets x cc)."""
     kernels, features = _shape(cells)
     suites = ("bullseye", "bookworm", "trixie", "trixie-backports")
     lines = ["version: 1", "defaults:", "  timeout: 600", "kernels:"]
@@ -43,6 +46,10 @@ def matrix_text(cells: int = 10_000) -> str:
         chosen = [CARGO_FEATURES[j] for j in range(4) if (i >> j) & 1] or ["userspace"]
         lines.append(f"  set{i}: {{no-default-features: true, features: [{', '.join(chosen)}]}}")
     lines += [
+        "axes:",
+        "  cc:",
+        "    gcc: {}",
+        "    clang: {env: {LLVM: \"1\"}}",
         "jobs:",
         "  build:",
         "    over: [kernel]",
@@ -51,15 +58,15 @@ def matrix_text(cells: int = 10_000) -> str:
         "    steps:",
         "      - {name: build, results: build, run: make -C \"$SRC/kernel\" KDIR=\"$KDIR\"}",
         "  test:",
-        "    over: [kernel, features]",
+        "    over: [kernel, features, cc]",
         "    image: rust",
         "    needs: [build]",
         "    env: {RUST_BACKTRACE: 1}",
         "    run: cargo test $CARGO_FEATURE_ARGS",
         "exclude:",
-        '  - {job: test, kernel: "5.0", features: set0}',
+        '  - {job: test, kernel: "5.0", features: set0, cc: clang}',
         "include:",
-        '  - {job: test, kernel: "5.1", env: {EXTRA: "1"}}',
+        '  - {job: test, kernel: "5.1", cc: clang, env: {EXTRA: "1"}}',
     ]
     return "\n".join(lines) + "\n"
 
@@ -88,7 +95,7 @@ def measure(cells: int = 10_000, repeats: int = 5) -> dict:
                 times[key].append(value)
     kernels, features = _shape(cells)
     result: dict = {key: statistics.median(values) for key, values in times.items()}
-    result.update(cells=kernels * features, jobs=jobs, repeats=repeats,
+    result.update(cells=kernels * features * len(CC), jobs=jobs, repeats=repeats,
                   yaml_bytes=len(matrix_text(cells)))
     return result
 

@@ -139,6 +139,7 @@ class MatrixForceScheduler(schedulers.ForceScheduler):
         self.matrix_repo = repo
         self.matrix_choices = {p.name: list(p.choices) for p in kwargs.get("properties", [])
                                if hasattr(p, "choices")}
+        self.matrix_axes = [n[5:] for n in self.matrix_choices if n.startswith("axis_")]
         kwargs.setdefault("reasonString", "forced by %(owner)s: %(reason)s")
         super().__init__(name=name, builderNames=[j.id for j in jobs], **kwargs)
 
@@ -164,7 +165,7 @@ class MatrixForceScheduler(schedulers.ForceScheduler):
 
         names = selection.builders_for_force(
             self.matrix_jobs, kernel=prop("kernel"), features=prop("features"),
-            job_name=prop("job"),
+            job_name=prop("job"), axes={a: prop(f"axis_{a}") for a in self.matrix_axes},
             among=None if builderNames is None or set(builderNames) == {
                 j.id for j in self.matrix_jobs} else builderNames)
         if builderNames:
@@ -263,6 +264,7 @@ def _schedulers(jobs: list[Any], matrix: Any, settings: Settings) -> list[Any]:
             properties=[
                 choice("kernel", "Kernel", list(matrix.kernels)),
                 choice("features", "Feature set", list(matrix.features)),
+                *(choice(f"axis_{a}", a, list(axis.values)) for a, axis in matrix.axes.items()),
                 choice("job", "Job kind", list(dict.fromkeys(j.name for j in jobs))),
             ]),
     ]

@@ -60,10 +60,13 @@ def important(jobs: list[Any], files: list[str]) -> bool:
 
 
 def builders_for_force(jobs: list[Any], kernel: str = ALL, features: str = ALL,
-                       job_name: str = ALL, among: Iterable[str] | None = None) -> list[str]:
+                       job_name: str = ALL, among: Iterable[str] | None = None,
+                       axes: dict[str, str] | None = None) -> list[str]:
     """Builders a forced build runs: the chosen cells (a job without the chosen axis is not
-    chosen, as with `pipeline run --kernel`), restricted to `among`, plus their needs."""
+    chosen, as with `pipeline run --kernel` or `--axis cc=clang`), restricted to `among`,
+    plus their needs."""
     allowed = set(among) if among is not None else None
+    wanted = {a: v for a, v in (axes or {}).items() if v and v != ALL}
 
     def chosen(job: Any) -> bool:
         if allowed is not None and job.id not in allowed:
@@ -72,6 +75,8 @@ def builders_for_force(jobs: list[Any], kernel: str = ALL, features: str = ALL,
             return False
         if features and features != ALL and not (
                 job.features is not None and job.features.name == features):
+            return False
+        if any(job.axis_values.get(a) != v for a, v in wanted.items()):
             return False
         return not job_name or job_name == ALL or job.name == job_name
 

@@ -92,7 +92,9 @@ class _Cell:
 
 def _exclude(matrix: Matrix, cells: list[_Cell]) -> tuple[list[_Cell], dict[str, list[int]]]:
     keys = ("job", *matrix.axis_names())
-    filters = [[(k, str(e[k])) for k in keys if k in e] for e in matrix.exclude]
+    # (the keys an entry gives, their values): a cell matches when its values are those
+    filters = [(tuple(k for k in keys if k in e), tuple(str(e[k]) for k in keys if k in e))
+               for e in matrix.exclude]
     used = [False] * len(filters)
     removed_by: dict[str, list[int]] = {}  # job -> excludes that removed its cells
     # excludes that can apply to a job: those naming it and those naming no job
@@ -103,7 +105,7 @@ def _exclude(matrix: Matrix, cells: list[_Cell]) -> tuple[list[_Cell], dict[str,
     for cell in cells:
         values = cell.values
         hits = [i for i in per_job[values["job"]]
-                if all(values.get(k) == v for k, v in filters[i])]
+                if tuple(map(values.get, filters[i][0])) == filters[i][1]]
         for i in hits:
             used[i] = True
             removed_by.setdefault(values["job"], []).append(i)
@@ -134,7 +136,8 @@ def _include(matrix: Matrix, kept: list[_Cell], diags: list[Diagnostic]) -> None
         env = env_strings(entry.get("env"))
         timeout = entry.get("timeout")
         scope = by_job.get(str(entry["job"]), []) if "job" in entry else kept
-        hits = [c for c in scope if all(c.values.get(k) == v for k, v in axes)]
+        given, wanted = tuple(k for k, _ in axes), tuple(v for _, v in axes)
+        hits = [c for c in scope if tuple(map(c.values.get, given)) == wanted]
         if not hits:
             if "job" not in entry:
                 diags.append(Diagnostic(f"include[{index}] matches no job and names no `job`",

@@ -76,7 +76,8 @@ KERNEL = {
         "keyring": {"type": "string", "default": "",
                     "description": "keyring file for a non-Debian archive"},
         "abi": {"type": "string", "default": r"{version}(?:\.[0-9]+)*(?:-[0-9]+|\+deb[0-9]+)-amd64",
-                "description": "regex of the ABI; {version} is the key"},
+                "description": "regex of the ABI; {version} is the key, {arch} the cells' "
+                               "architecture (the default's -amd64 is -arm64 for arm64 cells)"},
         "headers": {"type": "string", "pattern": r"\{abi\}", "default": "linux-headers-{abi}",
                     "description": "a headers package name containing {abi}, e.g. "
                                    "linux-headers-{abi}"},

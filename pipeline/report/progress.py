@@ -14,11 +14,13 @@ STYLE = {**STATUS_STYLE, "running": "bold blue", "queued": "dim"}
 
 
 def _row_key(job: Job) -> str:
+    """The live table's row: the kernel or feature set, with the user axes' values."""
     axes = job.axes()
+    extra = "".join(f" \u00b7 {v}" for v in job.axis_values.values())
     if "kernel" in axes:
-        return f"kernel {axes['kernel']}"
+        return f"kernel {axes['kernel']}{extra}"
     if "features" in axes:
-        return f"features {axes['features']}"
+        return f"features {axes['features']}{extra}"
     return "other jobs"
 
 

@@ -2,8 +2,9 @@
 
 Both pages turn their data (a run directory; Buildbot's REST data for a commit) into a list
 of `Cell` records (job id, kind, axes, status, counts, links) and hand them to `matrix()`:
-one table per axis (rows = kernels or feature sets, columns = job kinds), drawn by the
-macros of templates/matrix.html.j2 with one status palette.
+one table per axis (rows = kernels or feature sets, each crossed with the cells' values of
+user-defined axes such as `6.12 · arm64`; columns = job kinds), drawn by the macros of
+templates/matrix.html.j2 with one status palette.
 """
 
 from __future__ import annotations
@@ -103,14 +104,20 @@ class Cell:
         return max(0, len(self.failing) - MAX_CELL_FAILURES)
 
 
+BUILTIN_AXES = ("kernel", "features")
+SEP = " \u00b7 "  # joins axis values in row and column labels
+
+
 @dataclass
 class Grid:
-    """A table: one row per axis value (kernel or feature set), one column per job kind."""
+    """A table: one row per axis value (kernel or feature set, crossed with the values of
+    user-defined axes), one column per job kind."""
 
     title: str
     axis: str
     columns: list[str]
     rows: list[tuple[str, list[Cell | None]]] = field(default_factory=list)
+    label: str = ""  # what the rows are, e.g. "kernel · arch"
 
 
 @dataclass
@@ -153,35 +160,46 @@ def href(*parts: str) -> str:
 
 
 def _column(c: Cell) -> str:
-    extra = [v for k, v in sorted(c.axes.items()) if k != "kernel"]
-    return " \u00b7 ".join([c.name, *extra]) if "kernel" in c.axes else c.name
+    """The job kind; in the kernel table with the cell's feature set."""
+    if "kernel" in c.axes and "features" in c.axes:
+        return SEP.join([c.name, c.axes["features"]])
+    return c.name
 
 
-def _grid(title: str, axis: str, group: list[Cell], row_of: Callable[[Cell], str],
+def _user_axes(c: Cell) -> list[str]:
+    return [k for k in c.axes if k not in BUILTIN_AXES]
+
+
+def _grid(title: str, axis: str, group: list[Cell],
           order: Callable[[str], Any] | None) -> Grid:
+    """Rows: the `axis` value crossed with the user axes' values (in the cells' order)."""
+    def row_of(c: Cell) -> str:
+        return SEP.join([c.axes[axis], *(c.axes[k] for k in _user_axes(c))])
+
     columns = list(dict.fromkeys(_column(c) for c in group))
-    values = list(dict.fromkeys(row_of(c) for c in group))
-    if order:
-        values.sort(key=order)
-    grid = Grid(title, axis, columns)
-    for value in values:
-        by_column = {_column(c): c for c in group if row_of(c) == value}
-        grid.rows.append((value, [by_column.get(col) for col in columns]))
+    rows = list(dict.fromkeys((c.axes[axis], row_of(c)) for c in group))
+    if order:  # by the axis value; rows of one value keep the order they appeared in
+        rows.sort(key=lambda r: order(r[0]))
+    label = {"kernel": "kernel", "features": "feature set"}[axis]
+    users = list(dict.fromkeys(k for c in group for k in _user_axes(c)))
+    grid = Grid(title, axis, columns, label=SEP.join([label, *users]))
+    by_cell = {(row_of(c), _column(c)): c for c in group}
+    for _, row in rows:
+        grid.rows.append((row, [by_cell.get((row, col)) for col in columns]))
     return grid
 
 
 def matrix(cells: Iterable[Cell]) -> Matrix:
-    """Kernels x job kinds (other axes join the column), then feature sets x job kinds."""
+    """Kernels (x the user axes) x job kinds, the feature set joining the column; then
+    feature sets (x the user axes) x job kinds; then the cells with neither."""
     cells = list(cells)
     kernel = [c for c in cells if "kernel" in c.axes]
     features = [c for c in cells if "kernel" not in c.axes and "features" in c.axes]
     grids = []
     if kernel:
-        grids.append(_grid("Kernels", "kernel", kernel, lambda c: c.axes["kernel"],
-                           version_key))
+        grids.append(_grid("Kernels", "kernel", kernel, version_key))
     if features:
-        grids.append(_grid("Feature sets", "features", features,
-                           lambda c: c.axes["features"], None))
+        grids.append(_grid("Feature sets", "features", features, None))
     others = [c for c in cells if "kernel" not in c.axes and "features" not in c.axes]
     return Matrix(grids, others)
 

@@ -22,7 +22,7 @@ def _cases(junit: Path) -> dict[str, object]:
 
 
 def test_module_build_passes_and_keeps_ko_and_modinfo(tmp_path: Path) -> None:
-    proc = run_cli("run", "--kernel", "6.1", "--job", "kmod-build", "--reports", str(tmp_path))
+    proc = run_cli("run", "--kernel", "6.1", "--job", "kmod-build/6.1", "--reports", str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     latest = tmp_path / "latest"
     job = latest / "kmod-build" / "6.1"
@@ -43,7 +43,7 @@ def test_module_build_passes_and_keeps_ko_and_modinfo(tmp_path: Path) -> None:
 def test_broken_module_fails_with_compiler_error_in_junit(project_copy: Path) -> None:
     source = project_copy / "kernel" / "vexfs_main.c"
     source.write_text(source.read_text() + "\nstatic int broken(void) { return undeclared_x; }\n")
-    proc = run_cli("run", "--kernel", "6.1", "--job", "kmod-build", cwd=project_copy)
+    proc = run_cli("run", "--kernel", "6.1", "--job", "kmod-build/6.1", cwd=project_copy)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     case = _cases(project_copy / "reports" / "latest" / "junit.xml")["kmod-build/6.1::build"]
     failure = case.result[0]
@@ -93,7 +93,7 @@ def test_compiler_warning_fails_the_module_build(project_copy: Path) -> None:
     source.write_text(source.read_text()
                       + "\nint vexfs_unused_warning(void);\n"
                         "int vexfs_unused_warning(void) { int x; return 0; }\n")
-    proc = run_cli("run", "--kernel", "6.1", "--job", "kmod-build", cwd=project_copy)
+    proc = run_cli("run", "--kernel", "6.1", "--job", "kmod-build/6.1", cwd=project_copy)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     case = _cases(project_copy / "reports" / "latest" / "junit.xml")["kmod-build/6.1::build"]
     assert "unused variable" in case.result[0].message

@@ -95,9 +95,9 @@ def test_shipped_kmod_build_job_is_the_recipe(fresh_recipes) -> None:
     jobs = shipped_kmod_build()
     kernels = ("5.10", "6.1", "6.12", "7.3")
     assert [j.id for j in jobs] == [f"kmod-build/{k}" for k in kernels] + [
-        f"kmod-build/{k}/clang" for k in kernels] + ["kmod-build/6.12/arm64"]
+        "kmod-build/6.12/clang", "kmod-build/6.12/arm64"]
     # the cells of the user axes run the same recipe in the image their axis value maps to
-    images = {f"kmod-build/{k}/clang": "kbuild-clang" for k in kernels}
+    images = {"kmod-build/6.12/clang": "kbuild-clang"}
     images["kmod-build/6.12/arm64"] = "kbuild-arm64"
     for job in jobs:
         assert [(s.name, s.results, s.run) for s in job.spec.steps] == [
@@ -119,7 +119,7 @@ def test_editing_the_recipe_changes_the_shipped_kmod_build_job(
     before = shipped_kmod_build()
     monkeypatch.setattr(recipe_module, "RECIPES", tmp_path)
     after = shipped_kmod_build()
-    assert len(after) == len(before) == 9  # 4 kernels, 4 clang cells, 1 arm64 cell
+    assert len(after) == len(before) == 6  # 4 kernels, 1 clang cell, 1 arm64 cell
     for old, new in zip(before, after, strict=True):
         assert "KCFLAGS=-Werror" in old.spec.steps[0].run
         assert new.spec.steps[0].run == old.spec.steps[0].run.replace("-Werror", "-Wextra")
