@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from pipeline.debian.archive import ChainError
-from pipeline.debian.lock import SHA256_RE, LockedKernel
+from pipeline.debian.lock import SHA256_RE, LockedKernel, PinnedPackage
 from pipeline.errors import EnvironmentProblem, InputError
 from pipeline.paths import cache_dir
 
@@ -81,28 +81,34 @@ def kernel_image(kernel: LockedKernel) -> Path:
     cached = cached_kernel_image(kernel)
     if cached is not None:
         return cached
-    home = _home(kernel)
-    vmlinuz = home / "vmlinuz"
+    # Debian <= 6.x ships boot/vmlinuz-<abi>; 7.x moved it to usr/lib/modules/<abi>/
+    return unpack_one(package, kernel.mirror, _home(kernel), VMLINUZ_PATTERNS, "vmlinuz",
+                      what="kernel image", hint="is dpkg-deb installed (Debian's dpkg package)?")
+
+
+def unpack_one(package: PinnedPackage, mirror: str, home: Path, patterns: tuple[str, ...],
+               name: str, what: str, hint: str | None = None) -> Path:
+    """Download a pinned .deb (SHA256-checked), unpack the first file matching `patterns`
+    to home/name (atomically) and drop the .deb; EnvironmentProblem if none matches."""
+    target = home / name
     home.mkdir(parents=True, exist_ok=True)
-    deb = home / "image.deb"
-    _download(package.url(kernel.mirror), deb, package.sha256)
+    deb = home / f"{name}.deb"
+    _download(package.url(mirror), deb, package.sha256)
     with tempfile.TemporaryDirectory(dir=home) as tmp:
-        # Debian <= 6.x ships boot/vmlinuz-<abi>; 7.x moved it to usr/lib/modules/<abi>/
-        patterns = " ".join(f"'{p}'" for p in VMLINUZ_PATTERNS)
+        quoted = " ".join(f"'{p}'" for p in patterns)
         proc = subprocess.run(
-            f"dpkg-deb --fsys-tarfile {deb} | tar -x -C {tmp} --wildcards {patterns}",
+            f"dpkg-deb --fsys-tarfile {deb} | tar -x -C {tmp} --wildcards {quoted}",
             shell=True, capture_output=True, text=True, check=False)
-        found = sorted(f for p in VMLINUZ_PATTERNS for f in Path(tmp).glob(p.lstrip("./")))
+        found = sorted(f for p in patterns for f in Path(tmp).glob(p.lstrip("./"))
+                       if f.is_file())
         if not found:
             raise EnvironmentProblem(
-                f"no kernel image ({', '.join(VMLINUZ_PATTERNS)}) in {package.package} "
-                f"{package.version}: "
-                f"{proc.stderr.strip()[:300]}",
-                hint="is dpkg-deb installed (Debian's dpkg package)?")
-        shutil.move(str(found[0]), vmlinuz.with_suffix(".tmp"))
-        vmlinuz.with_suffix(".tmp").replace(vmlinuz)
+                f"no {what} ({', '.join(patterns)}) in {package.package} {package.version}: "
+                f"{proc.stderr.strip()[:300]}", hint=hint)
+        shutil.move(str(found[0]), target.with_suffix(".tmp"))
+        target.with_suffix(".tmp").replace(target)
     deb.unlink()
-    return vmlinuz
+    return target
 
 
 BUSYBOX_PATHS = ("./bin/busybox", "./usr/bin/busybox")
@@ -122,20 +128,4 @@ def busybox_binary(kernel: LockedKernel) -> Path | None:
     binary = home / "busybox"
     if binary.is_file():
         return binary
-    home.mkdir(parents=True, exist_ok=True)
-    deb = home / "busybox.deb"
-    _download(package.url(kernel.mirror), deb, package.sha256)
-    with tempfile.TemporaryDirectory(dir=home) as tmp:
-        patterns = " ".join(f"'{p}'" for p in BUSYBOX_PATHS)
-        proc = subprocess.run(
-            f"dpkg-deb --fsys-tarfile {deb} | tar -x -C {tmp} --wildcards {patterns}",
-            shell=True, capture_output=True, text=True, check=False)
-        found = [Path(tmp, p) for p in BUSYBOX_PATHS if Path(tmp, p).is_file()]
-        if not found:
-            raise EnvironmentProblem(f"no busybox ({', '.join(BUSYBOX_PATHS)}) in "
-                                     f"{package.package} {package.version}: "
-                                     f"{proc.stderr.strip()[:300]}")
-        shutil.move(str(found[0]), binary.with_suffix(".tmp"))
-        binary.with_suffix(".tmp").replace(binary)
-    deb.unlink()
-    return binary
+    return unpack_one(package, kernel.mirror, home, BUSYBOX_PATHS, "busybox", what="busybox")
