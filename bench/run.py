@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-j", "--parallel", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
-    only = set(re.sub(r"[^a-h]", "", args.only))
+    only = set(re.sub(r"[^a-z]", "", args.only))
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="kmatrix-bench-") as tmp_name:
         tmp = Path(tmp_name)
