@@ -3,15 +3,13 @@ crate found in a repository, then matrix.lock."""
 
 from __future__ import annotations
 
-import os
 import re
 import stat
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline.adopt.detect import SKIP_DIRS, Crate, Found, ModuleDir, detect
+from pipeline.adopt.detect import Crate, Found, ModuleDir, detect
 from pipeline.errors import InputError
 
 # Debian's supported kernels (oldstable and stable): what a new matrix starts with
@@ -22,19 +20,10 @@ Say = Callable[[str], None]
 
 
 def project_files(root: Path) -> list[str]:
-    """Tracked and untracked-not-ignored files (git), else a walk without build output."""
-    try:
-        proc = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others",
-                               "--exclude-standard"], capture_output=True, timeout=60)
-        if proc.returncode == 0:
-            return [os.fsdecode(p) for p in proc.stdout.split(b"\0") if p]
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-    found = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
-        found += [str(Path(folder, f).relative_to(root)) for f in files]
-    return found
+    """The repository's files, as the cache keys see them (git's view, else a walk)."""
+    from pipeline.plan.keys import SourceTree
+
+    return SourceTree(root).files()
 
 
 def _slug(path: str) -> str:
