@@ -21,6 +21,8 @@ usage: vexctl [--json] COMMAND ...
   stats DIR
   expect-search --k K --metric l2|dot [--stat] [filters as hybrid-search]
         QUERY NAME=V1,...[=TAG] ...           expected search output, computed in userspace
+  bench DIR [--n N] [--k K] [--reps R] [--queries Q] [--seed S]
+                                              benchmark, prints KTAP (`vexctl bench --help`)
 options:
   --json      JSON output (needs the `serde` feature)
   --metric    also accepts a raw number (sent to the kernel unchecked, for tests)
@@ -439,6 +441,7 @@ pub fn parse(args: &[String]) -> Result<Cli, String> {
                 entries,
             }
         }
+        "bench" => return Err("bench must be the first argument (it has no --json)".to_string()),
         other => return Err(format!("unknown command {:?}", other)),
     };
     if json && !cfg!(feature = "serde") {
@@ -458,14 +461,7 @@ fn last_component(path: &str) -> &str {
 }
 
 fn filter_matches(f: &FilterSpec, name: &[u8], tag: &[u8]) -> bool {
-    let v = f.value.as_slice();
-    match f.kind {
-        VEXFS_FILTER_NONE => true,
-        VEXFS_FILTER_NAME_PREFIX => name.starts_with(v),
-        VEXFS_FILTER_NAME_SUBSTR => v.is_empty() || name.windows(v.len()).any(|w| w == v),
-        VEXFS_FILTER_TAG_EQ => tag == v,
-        _ => false,
-    }
+    crate::filter::matches_one(f.kind, &f.value, name, tag)
 }
 
 /// Computes, with the same maths as the kernel, what SEARCH / HYBRID_SEARCH
@@ -729,6 +725,9 @@ fn run_cmd(cli: &Cli, out: &mut dyn Write) -> OpResult {
 
 /// Entry point used by the `vexctl` binary. Returns the exit code.
 pub fn main_with_args(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    if args.first().map(String::as_str) == Some("bench") {
+        return crate::bench::main(&args[1..], out, err);
+    }
     match parse(args) {
         Ok(cli) => execute(&cli, out, err),
         Err(msg) => {

@@ -2,11 +2,15 @@
 //!
 //! * Always compiled, core-only (no std, no alloc): [`abi`] (the `#[repr(C)]`
 //!   mirror of `kernel/include/uapi/vexfs.h` and its ioctl numbers),
-//!   [`fixed`] (Q16.16 helpers) and [`vector`] (distance/score maths and
-//!   top-k selection with the header's ordering).
+//!   [`fixed`] (Q16.16 helpers), [`vector`] (distance/score maths and
+//!   top-k selection with the header's ordering), [`filter`] (hybrid search
+//!   filters) and [`errcode`] (the ioctls' errno values).
 //! * `userspace` feature (default): std, [`client`] (ioctl wrappers),
 //!   [`cli`] (the `vexctl` command line) and [`abi_dump`].
-//! * `kernel` feature: without `userspace` the crate is `#![no_std]`.
+//! * `kernel` feature: [`store`], the device model (vectors, index, counters and
+//!   every ioctl's semantics) that the Rust kernel module `kernel/rust/vexfs_rs.rs`
+//!   compiles from these very files (`abi`, `errcode`, `filter`, `vector`, `store`);
+//!   without `userspace` the crate is `#![no_std]`.
 //! * `fast-search`: alternative, bit-identical search implementation.
 //! * `serde`: derives on result types and `vexctl --json` (needs `userspace`).
 #![cfg_attr(not(any(feature = "userspace", test)), no_std)]
@@ -26,11 +30,17 @@ compile_error!(
 );
 
 pub mod abi;
+pub mod errcode;
+pub mod filter;
 pub mod fixed;
+#[cfg(any(feature = "kernel", test))]
+pub mod store;
 pub mod vector;
 
 #[cfg(feature = "userspace")]
 pub mod abi_dump;
+#[cfg(feature = "userspace")]
+pub mod bench;
 #[cfg(feature = "userspace")]
 pub mod cli;
 #[cfg(feature = "userspace")]
