@@ -1,211 +1,281 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! VexFS in Rust: a misc device (`/dev/vexfs-rs`) answering the VexFS search ioctls.
+//! VexFS in Rust: a misc device (`/dev/vexfs-rs`) answering every ioctl of
+//! `kernel/include/uapi/vexfs.h` (ADD/GET/DEL_VECTOR, SEARCH, HYBRID_SEARCH, MANAGE_INDEX,
+//! GET_STATS) with real storage.
 //!
-//! The device serves a fixed table of dim-4 vectors compiled into the module
-//! ([`VECTORS`], inode numbers 1..=6 in table order) and implements two ioctls of
-//! `kernel/include/uapi/vexfs.h` with exactly the C module's semantics and structs:
+//! What a file is here: the device has no filesystem of its own, so a "file" is a device
+//! node of it (`mknod NAME c MAJOR MINOR`, on any filesystem). A vector belongs to the
+//! node's inode (its inode number and its filesystem's device) and remembers the name the
+//! node was opened through when ADD_VECTOR was called; hard links share it. What the C
+//! module does through its filesystem and this device cannot see (rename, the last unlink
+//! freeing the vector, directories, `mount -o dim=`) is not implemented: the shared KTAP
+//! suite says SKIP with that reason. The dim is fixed at `VEXFS_DEFAULT_DIM` (4).
 //!
-//! * `VEXFS_IOC_SEARCH`: exact k-NN, scores `(sum (q_i - v_i)^2) >> 16` (L2, ascending) or
-//!   `(sum q_i * v_i) >> 16` (DOT, descending), ties by ascending inode number; the same
-//!   argument checks and errno values (`E2BIG` dim > 4096 or k > 256, `EINVAL` dim != 4,
-//!   k == 0, unknown metric/flag, nonzero reserved, component out of range, `EFAULT`).
-//! * `VEXFS_IOC_GET_STATS`: `abi_version` 1, `dim` 4, `nr_vectors` 6, `searches` = successful
-//!   SEARCH calls since the module was loaded; every other counter is 0.
-//!
-//! Every other command fails with `ENOTTY`, as an unknown command does on a VexFS mount.
-//! Written against the Rust abstractions of Linux 7.3 (`kernel::miscdevice`,
-//! `kernel::uaccess`); the structs are (de)serialised field by field, little endian
-//! (x86_64), so no layout is assumed beyond the header's.
+//! The semantics (argument checks in the C module's order, errno values, result order,
+//! index generations, counters) are not written here: they are the crate's no_std core,
+//! compiled from `userspace/src/{abi,errcode,filter,vector,store}.rs` (the files
+//! `cargo build --no-default-features --features kernel` builds and unit-tests). The structs
+//! are `abi.rs`'s `#[repr(C)]` mirror of the header, which `abi-check` compares with the C
+//! compiler's layout field by field. This file only copies to and from user memory, names
+//! the file, locks, and maps errno values.
 
+use core::mem::size_of;
 use kernel::{
-    fs::File,
-    ioctl::{_IOR, _IOWR},
+    bindings,
+    fs::{file::flags, File},
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     prelude::*,
-    sync::atomic::{Atomic, Relaxed},
-    uaccess::UserSlice,
+    transmute::{AsBytes, FromBytes},
+    uaccess::{UserPtr, UserSlice},
 };
+
+// The crate's core, from the very files `crate-build/kernel` compiles (no Cargo in kbuild).
+#[allow(dead_code, missing_docs, unreachable_pub, unexpected_cfgs, clippy::all)]
+#[path = "../../userspace/src/abi.rs"]
+mod abi;
+#[allow(dead_code, missing_docs, unreachable_pub, unexpected_cfgs, clippy::all)]
+#[path = "../../userspace/src/errcode.rs"]
+mod errcode;
+#[allow(dead_code, missing_docs, unreachable_pub, unexpected_cfgs, clippy::all)]
+#[path = "../../userspace/src/filter.rs"]
+mod filter;
+#[allow(dead_code, missing_docs, unreachable_pub, unexpected_cfgs, clippy::all)]
+#[path = "../../userspace/src/store.rs"]
+mod store;
+#[allow(dead_code, missing_docs, unreachable_pub, unexpected_cfgs, clippy::all)]
+#[path = "../../userspace/src/vector.rs"]
+mod vector;
+
+use errcode::ErrCode;
+use store::{Entry, Key, Row, Slots, Store};
 
 module! {
     type: VexfsRsModule,
     name: "vexfs_rs",
     authors: ["VexFS developers"],
-    description: "VexFS search ioctls on a misc device, in Rust",
+    description: "VexFS vector ioctls on a misc device, in Rust, with the crate's core",
     license: "GPL",
 }
 
-// ------------------------------------------------------------------ uapi (vexfs.h)
+/// The device's dim (a mount's default dim in the C module).
+const DIM: usize = abi::VEXFS_DEFAULT_DIM as usize;
 
-const VEXFS_IOC_MAGIC: u32 = b'V' as u32;
-const VEXFS_ABI_VERSION: u32 = 1;
-const VEXFS_FIXED_SHIFT: u32 = 16;
-const VEXFS_COMPONENT_MAX: i32 = 1 << 24;
-const VEXFS_MAX_DIM: u32 = 4096;
-const VEXFS_MAX_K: u32 = 256;
-const VEXFS_NAME_LEN: usize = 64;
-const VEXFS_METRIC_L2: u32 = 0;
-const VEXFS_METRIC_DOT: u32 = 1;
-const VEXFS_SEARCH_F_ALL: u32 = 1;
+type Device = Store<DIM, KVVec<Entry<DIM>>, KVVec<Row<DIM>>>;
 
-/// `struct vexfs_search_request` (48 bytes) + `struct vexfs_search_response` (40 bytes).
-const SEARCH_REQ_SIZE: usize = 48;
-const SEARCH_RESP_SIZE: usize = 40;
-const SEARCH_SIZE: usize = SEARCH_REQ_SIZE + SEARCH_RESP_SIZE;
-/// `struct vexfs_search_result`: ino, score, name[64].
-const RESULT_SIZE: usize = 16 + VEXFS_NAME_LEN;
-/// `struct vexfs_stats`.
-const STATS_SIZE: usize = 112;
-
-const VEXFS_IOC_SEARCH: u32 = _IOWR::<[u8; SEARCH_SIZE]>(VEXFS_IOC_MAGIC, 3);
-const VEXFS_IOC_GET_STATS: u32 = _IOR::<[u8; STATS_SIZE]>(VEXFS_IOC_MAGIC, 6);
-
-// The numbers of kernel/README.md (and of the C module and vexctl).
-const _: () = assert!(VEXFS_IOC_SEARCH == 0xc058_5603);
-const _: () = assert!(VEXFS_IOC_GET_STATS == 0x8070_5606);
-
-// ------------------------------------------------------------------ the table
-
-/// Q16.16 of a value given in 1/4 units (the table only needs quarters).
-const fn q(quarters: i32) -> i32 {
-    quarters * (1 << VEXFS_FIXED_SHIFT) / 4
+kernel::sync::global_lock! {
+    // SAFETY: Initialized in the module initializer before the device is registered.
+    unsafe(uninit) static STATE: Mutex<Option<Device>> = None;
 }
 
-/// Dimension of every vector of the table (the "mount dim" of the device).
-const DIM: usize = 4;
-
-/// The device's vectors: name and components. Inode number = position + 1.
-/// kernel/rust/tests/run-ktap.sh hands the same table to `vexctl expect-search`.
-const VECTORS: [(&str, [i32; DIM]); 6] = [
-    ("a1", [q(4), q(0), q(0), q(0)]),  // 1, 0, 0, 0
-    ("b1", [q(0), q(4), q(0), q(0)]),  // 0, 1, 0, 0
-    ("a2", [q(4), q(4), q(0), q(0)]),  // 1, 1, 0, 0
-    ("c1", [q(2), q(-2), q(8), q(1)]), // 0.5, -0.5, 2, 0.25
-    ("d1", [q(-4), q(0), q(0), q(4)]), // -1, 0, 0, 1
-    ("e1", [q(0), q(4), q(0), q(0)]),  // 0, 1, 0, 0 (same as b1: ties go by inode)
-];
-
-/// Successful SEARCH calls since load (GET_STATS `searches`).
-static SEARCHES: Atomic<i64> = Atomic::new(0);
-
-// ------------------------------------------------------------------ helpers
-
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+// SAFETY: `#[repr(C)]` structs of integers and integer arrays without padding (the header
+// pads explicitly; abi.rs asserts every size), so every byte pattern is a valid value and
+// every byte is initialised.
+macro_rules! plain_old_data {
+    ($($t:ty),*) => {$(
+        unsafe impl FromBytes for $t {}
+        unsafe impl AsBytes for $t {}
+    )*};
 }
+plain_old_data!(
+    abi::VectorRequest,
+    abi::SearchRequest,
+    abi::SearchResult,
+    abi::Search,
+    abi::HybridSearchRequest,
+    abi::HybridSearch,
+    abi::ManageIndexRequest,
+    abi::ManageIndex,
+    abi::Stats
+);
 
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    let mut v = [0u8; 8];
-    v.copy_from_slice(&b[off..off + 8]);
-    u64::from_le_bytes(v)
-}
-
-fn put(b: &mut [u8], off: usize, bytes: &[u8]) {
-    b[off..off + bytes.len()].copy_from_slice(bytes);
-}
-
-/// Score of `v` for query `q` (i64 accumulator, one arithmetic shift at the end).
-fn score(metric: u32, q: &[i32; DIM], v: &[i32; DIM]) -> i64 {
-    let mut acc: i64 = 0;
-    for i in 0..DIM {
-        let (a, b) = (q[i] as i64, v[i] as i64);
-        acc += if metric == VEXFS_METRIC_L2 { (a - b) * (a - b) } else { a * b };
+impl<T> Slots<T> for KVVec<T> {
+    fn items(&self) -> &[T] {
+        self.as_slice()
     }
-    acc >> VEXFS_FIXED_SHIFT
-}
-
-/// Whether hit `(sa, ia)` ranks before `(sb, ib)`.
-fn before(metric: u32, sa: i64, ia: u64, sb: i64, ib: u64) -> bool {
-    if sa != sb {
-        if metric == VEXFS_METRIC_L2 { sa < sb } else { sa > sb }
-    } else {
-        ia < ib
+    fn items_mut(&mut self) -> &mut [T] {
+        self.as_mut_slice()
+    }
+    fn try_reserve_more(&mut self, additional: usize) -> Result<(), ErrCode> {
+        self.reserve(additional, GFP_KERNEL).map_err(|_| ErrCode::NoMem)
+    }
+    fn try_insert(&mut self, pos: usize, item: T) -> Result<(), ErrCode> {
+        self.try_reserve_more(1)?;
+        self.insert_within_capacity(pos, item).map_err(|_| ErrCode::NoMem)
+    }
+    fn remove_at(&mut self, pos: usize) {
+        let _ = self.remove(pos);
+    }
+    fn clear_all(&mut self) {
+        self.clear();
+    }
+    fn slots(&self) -> usize {
+        self.capacity()
     }
 }
 
-// ------------------------------------------------------------------ ioctls
+fn err(code: ErrCode) -> Error {
+    Error::from_errno(-code.errno())
+}
 
-fn get_stats(arg: usize) -> Result<isize> {
-    let mut st = [0u8; STATS_SIZE];
-    put(&mut st, 0, &VEXFS_ABI_VERSION.to_le_bytes());
-    put(&mut st, 4, &(DIM as u32).to_le_bytes());
-    put(&mut st, 8, &(VECTORS.len() as u64).to_le_bytes()); // nr_vectors
-    put(&mut st, 32, &(SEARCHES.load(Relaxed) as u64).to_le_bytes()); // searches
-    UserSlice::new(UserPtr::from_addr(arg), STATS_SIZE).writer().write_slice(&st)?;
+/// Runs `f` on the device state (ENODEV while the module goes away).
+fn with_state<R>(f: impl FnOnce(&mut Device) -> R) -> Result<R> {
+    let mut guard = STATE.lock();
+    guard.as_mut().map(f).ok_or(ENODEV)
+}
+
+fn user(addr: u64, len: usize) -> UserSlice {
+    UserSlice::new(UserPtr::from_addr(addr as usize), len)
+}
+
+/// A `DIM`-component Q16.16 vector from user memory, range-checked.
+fn read_vector(addr: u64) -> Result<[i32; DIM]> {
+    let v: [i32; DIM] = user(addr, DIM * size_of::<i32>()).reader().read()?;
+    store::check_components(&v).map_err(err)?;
+    Ok(v)
+}
+
+/// The node a file was opened through: its key and its name (at most `store::NAME_MAX`
+/// bytes are copied into `name`; returns the length).
+fn node(file: &File, name: &mut [u8; store::NAME_MAX]) -> (Key, usize) {
+    let raw = file.as_ptr();
+    // SAFETY: `raw` is a valid, open `struct file` for the duration of the ioctl, so its
+    // inode, superblock and dentry are alive; the name snapshot keeps the name stable
+    // while it is copied and is released before returning.
+    unsafe {
+        let inode = (*raw).f_inode;
+        let key = Key { ino: (*inode).i_ino as u64, dev: (*(*inode).i_sb).s_dev as u64 };
+        let mut snap: bindings::name_snapshot = core::mem::zeroed();
+        // `f_path` sits in an anonymous union of `struct file` (bindgen's `__bindgen_anon_1`).
+        bindings::take_dentry_name_snapshot(&mut snap, (*raw).__bindgen_anon_1.f_path.dentry);
+        let bytes = core::ffi::CStr::from_ptr(snap.name.name.cast()).to_bytes();
+        let len = bytes.len().min(store::NAME_MAX);
+        name[..len].copy_from_slice(&bytes[..len]);
+        bindings::release_dentry_name_snapshot(&mut snap);
+        (key, len)
+    }
+}
+
+/// ADD_VECTOR and DEL_VECTOR change a file: it must be open for writing, as for write().
+fn writable(file: &File) -> Result {
+    if file.flags() & flags::O_ACCMODE == flags::O_RDONLY {
+        return Err(EACCES);
+    }
+    Ok(())
+}
+
+fn add_vector(file: &File, arg: usize) -> Result<isize> {
+    let req: abi::VectorRequest = user(arg as u64, size_of::<abi::VectorRequest>()).reader().read()?;
+    store::check_add(&req, DIM as u32).map_err(err)?;
+    writable(file)?;
+    let data = read_vector(req.data)?;
+    let mut name = [0u8; store::NAME_MAX];
+    let (key, len) = node(file, &mut name);
+    with_state(|s| s.add(key, &name[..len], &req.tag, &data))?.map_err(err)?;
     Ok(0)
 }
 
+fn get_vector(file: &File, arg: usize) -> Result<isize> {
+    let (mut r, mut w) = user(arg as u64, size_of::<abi::VectorRequest>()).reader_writer();
+    let mut req: abi::VectorRequest = r.read()?;
+    store::check_get(&req).map_err(err)?;
+    let mut name = [0u8; store::NAME_MAX];
+    let (key, _) = node(file, &mut name);
+    let found = with_state(|s| s.get(key).map(|e| (e.data, *e.tag_field())))?;
+    let (data, tag) = found.ok_or(ENODATA)?;
+    let capacity = req.dim;
+    req.dim = DIM as u32;
+    if (capacity as usize) < DIM {
+        w.write(&req)?;
+        return Err(E2BIG);
+    }
+    req.tag = tag;
+    user(req.data, DIM * size_of::<i32>()).writer().write(&data)?;
+    w.write(&req)?;
+    Ok(0)
+}
+
+fn del_vector(file: &File) -> Result<isize> {
+    writable(file)?;
+    let mut name = [0u8; store::NAME_MAX];
+    let (key, _) = node(file, &mut name);
+    with_state(|s| s.del(key))?.map_err(err)?;
+    Ok(0)
+}
+
+/// The search both SEARCH and HYBRID_SEARCH run; results are copied to `results`.
+fn run_search(q: &store::Query<'_>, k: u32, results: u64) -> Result<store::Outcome> {
+    let blank = vector::Hit { ino: 0, score: 0, item: Key { ino: 0, dev: 0 } };
+    let mut hits = KVVec::from_elem(blank, k as usize, GFP_KERNEL)?;
+    let mut out = KVVec::from_elem(abi::SearchResult::zeroed(), k as usize, GFP_KERNEL)?;
+    let o = with_state(|s| s.search(q, &mut hits, &mut out))?;
+    let n = o.nr_results as usize;
+    let mut w = user(results, n * size_of::<abi::SearchResult>()).writer();
+    for r in &out[..n] {
+        w.write(r)?;
+    }
+    Ok(o)
+}
+
 fn search(arg: usize) -> Result<isize> {
-    let mut req = [0u8; SEARCH_REQ_SIZE];
-    UserSlice::new(UserPtr::from_addr(arg), SEARCH_REQ_SIZE).reader().read_slice(&mut req)?;
-    let (dim, k, metric, flags) = (u32_at(&req, 0), u32_at(&req, 4), u32_at(&req, 8),
-                                   u32_at(&req, 12));
-    let (query_ptr, results_ptr) = (u64_at(&req, 16), u64_at(&req, 24));
-    if req[32..48].iter().any(|&b| b != 0) {
-        return Err(EINVAL); // reserved
-    }
-    // Same order of checks as the C module (vexfs_run_search).
-    if dim > VEXFS_MAX_DIM {
-        return Err(E2BIG);
-    }
-    if dim as usize != DIM {
+    let (mut r, mut w) = user(arg as u64, size_of::<abi::Search>()).reader_writer();
+    let req: abi::SearchRequest = r.read()?;
+    if req.reserved != [0; 2] {
         return Err(EINVAL);
     }
-    if k > VEXFS_MAX_K {
-        return Err(E2BIG);
-    }
-    if k == 0 || metric > VEXFS_METRIC_DOT || flags & !VEXFS_SEARCH_F_ALL != 0 {
-        return Err(EINVAL);
-    }
-    let mut raw = [0u8; DIM * 4];
-    UserSlice::new(UserPtr::from_addr(query_ptr as usize), raw.len())
-        .reader()
-        .read_slice(&mut raw)?;
-    let mut query = [0i32; DIM];
-    for (i, c) in query.iter_mut().enumerate() {
-        *c = u32_at(&raw, 4 * i) as i32;
-        if *c < -VEXFS_COMPONENT_MAX || *c > VEXFS_COMPONENT_MAX {
-            return Err(EINVAL);
-        }
-    }
+    let metric = store::check_search(req.dim, req.k, req.metric, req.flags, DIM as u32).map_err(err)?;
+    let query = read_vector(req.query)?;
+    let q = store::Query { metric, flags: req.flags, query: &query, filters: &[], hybrid: false };
+    let o = run_search(&q, req.k, req.results)?;
+    let mut s = abi::Search::zeroed();
+    s.req = req;
+    s.resp.nr_results = o.nr_results;
+    s.resp.flags = o.flags;
+    s.resp.nr_candidates = o.nr_candidates;
+    s.resp.index_generation = o.index_generation;
+    w.write(&s)?;
+    Ok(0)
+}
 
-    // Rank the whole table (insertion sort of (score, ino, index)), keep the first k.
-    let mut ranked = [(0i64, 0u64, 0usize); VECTORS.len()];
-    for (n, (_, v)) in VECTORS.iter().enumerate() {
-        let hit = (score(metric, &query, v), n as u64 + 1, n);
-        let mut i = n;
-        while i > 0 && before(metric, hit.0, hit.1, ranked[i - 1].0, ranked[i - 1].1) {
-            ranked[i] = ranked[i - 1];
-            i -= 1;
-        }
-        ranked[i] = hit;
-    }
-    let nr = (k as usize).min(VECTORS.len());
-    let mut out = [0u8; RESULT_SIZE * VECTORS.len()];
-    for (i, &(sc, ino, n)) in ranked[..nr].iter().enumerate() {
-        let slot = &mut out[i * RESULT_SIZE..(i + 1) * RESULT_SIZE];
-        put(slot, 0, &ino.to_le_bytes());
-        put(slot, 8, &sc.to_le_bytes());
-        let name = VECTORS[n].0.as_bytes();
-        put(slot, 16, &name[..name.len().min(VEXFS_NAME_LEN - 1)]);
-    }
-    UserSlice::new(UserPtr::from_addr(results_ptr as usize), nr * RESULT_SIZE)
-        .writer()
-        .write_slice(&out[..nr * RESULT_SIZE])?;
+fn hybrid_search(arg: usize) -> Result<isize> {
+    let (mut r, mut w) = user(arg as u64, size_of::<abi::HybridSearch>()).reader_writer();
+    let req: abi::HybridSearchRequest = r.read()?;
+    filter::check_request(&req).map_err(err)?;
+    let metric = store::check_search(req.dim, req.k, req.metric, req.flags, DIM as u32).map_err(err)?;
+    let query = read_vector(req.query)?;
+    let filters = filter::used(&req);
+    let q = store::Query { metric, flags: req.flags, query: &query, filters, hybrid: true };
+    let o = run_search(&q, req.k, req.results)?;
+    let mut s = abi::HybridSearch::zeroed();
+    s.req = req;
+    s.resp.nr_results = o.nr_results;
+    s.resp.flags = o.flags;
+    s.resp.nr_candidates = o.nr_candidates;
+    s.resp.nr_examined = o.nr_examined;
+    s.resp.index_generation = o.index_generation;
+    w.write(&s)?;
+    Ok(0)
+}
 
-    let mut resp = [0u8; SEARCH_RESP_SIZE];
-    put(&mut resp, 0, &(nr as u32).to_le_bytes()); // nr_results; flags 0: no index
-    put(&mut resp, 8, &(VECTORS.len() as u64).to_le_bytes()); // nr_candidates
-    UserSlice::new(UserPtr::from_addr(arg + SEARCH_REQ_SIZE), SEARCH_RESP_SIZE)
-        .writer()
-        .write_slice(&resp)?;
-    SEARCHES.fetch_add(1, Relaxed);
+fn manage_index(arg: usize) -> Result<isize> {
+    let (mut r, mut w) = user(arg as u64, size_of::<abi::ManageIndex>()).reader_writer();
+    let req: abi::ManageIndexRequest = r.read()?;
+    store::check_manage(&req).map_err(err)?;
+    let (resp, res) = with_state(|s| s.manage(req.op))?;
+    w.write(&abi::ManageIndex { req, resp })?;
+    res.map_err(err)?;
+    Ok(0)
+}
+
+fn get_stats(arg: usize) -> Result<isize> {
+    let st = with_state(|s| s.stats())?;
+    user(arg as u64, size_of::<abi::Stats>()).writer().write(&st)?;
     Ok(0)
 }
 
 // ------------------------------------------------------------------ device and module
 
-#[pin_data]
+#[pin_data(PinnedDrop)]
 struct VexfsRsModule {
     #[pin]
     _miscdev: MiscDeviceRegistration<VexfsRsFile>,
@@ -213,7 +283,10 @@ struct VexfsRsModule {
 
 impl kernel::InPlaceModule for VexfsRsModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        pr_info!("vexfs_rs: /dev/vexfs-rs with {} vectors of dim {}\n", VECTORS.len(), DIM);
+        // SAFETY: called once, before the device (the only user of STATE) exists.
+        unsafe { STATE.init() };
+        *STATE.lock() = Some(Store::new(KVVec::new(), KVVec::new()));
+        pr_info!("vexfs_rs: /dev/vexfs-rs, dim {}\n", DIM);
         let options = MiscDeviceOptions { name: c"vexfs-rs" };
         try_pin_init!(Self {
             _miscdev <- MiscDeviceRegistration::register(options),
@@ -221,8 +294,16 @@ impl kernel::InPlaceModule for VexfsRsModule {
     }
 }
 
-/// Per open file: nothing to keep (the table and the counter are global); not a
-/// zero-sized type, so the box handed to the file is a real allocation.
+#[pinned_drop]
+impl PinnedDrop for VexfsRsModule {
+    fn drop(self: Pin<&mut Self>) {
+        // No file is open (each holds a module reference): free every vector and the index.
+        drop(STATE.lock().take());
+    }
+}
+
+/// Per open file: nothing to keep (the vectors are the device's); not a zero-sized type,
+/// so the box handed to the file is a real allocation.
 struct VexfsRsFile {
     _unused: u64,
 }
@@ -235,10 +316,15 @@ impl MiscDevice for VexfsRsFile {
         Ok(KBox::new(VexfsRsFile { _unused: 0 }, GFP_KERNEL)?)
     }
 
-    fn ioctl(_me: &VexfsRsFile, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+    fn ioctl(_me: &VexfsRsFile, file: &File, cmd: u32, arg: usize) -> Result<isize> {
         match cmd {
-            VEXFS_IOC_SEARCH => search(arg),
-            VEXFS_IOC_GET_STATS => get_stats(arg),
+            abi::VEXFS_IOC_ADD_VECTOR => add_vector(file, arg),
+            abi::VEXFS_IOC_GET_VECTOR => get_vector(file, arg),
+            abi::VEXFS_IOC_DEL_VECTOR => del_vector(file),
+            abi::VEXFS_IOC_SEARCH => search(arg),
+            abi::VEXFS_IOC_HYBRID_SEARCH => hybrid_search(arg),
+            abi::VEXFS_IOC_MANAGE_INDEX => manage_index(arg),
+            abi::VEXFS_IOC_GET_STATS => get_stats(arg),
             _ => Err(ENOTTY),
         }
     }

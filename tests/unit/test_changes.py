@@ -38,7 +38,7 @@ def test_file_matches_globs() -> None:
 def test_kernel_change_selects_module_builds_and_their_dependents(shipped) -> None:
     _, jobs = shipped
     affected = affected_jobs(jobs, ["kernel/vexfs_main.c"])
-    assert affected == {f"{name}/{k}" for name in ("kmod-build", "vm-test")
+    assert affected == {f"{name}/{k}" for name in ("kmod-build", "vm-test", "vm-bench")
                         for k in ("5.10", "6.1", "6.12", "7.3")} | {
         "kmod-build-rust/7.3-rust", "vm-test-rust/7.3-rust", "kmod-build/6.12/arm64",
         "vm-test/6.12/arm64"} | {"kmod-build/6.12/clang"}
@@ -80,8 +80,9 @@ def test_selection_pulls_in_needs_of_affected_jobs(shipped) -> None:
     matrix, jobs = shipped
     only = affected_jobs(jobs, ["kernel/tests/run-ktap.sh"])
     sel = select(matrix, jobs, Filters(kernels=("6.1",)), only)
-    assert sel.chosen == {"kmod-build/6.1", "vm-test/6.1"}
-    assert [j.id for j in sel.jobs] == ["kmod-build/6.1", "vexctl-static", "vm-test/6.1"]
+    assert sel.chosen == {"kmod-build/6.1", "vm-test/6.1", "vm-bench/6.1"}
+    assert [j.id for j in sel.jobs] == ["kmod-build/6.1", "vexctl-static", "vm-test/6.1",
+                                        "vm-bench/6.1"]
     assert select(matrix, jobs, Filters(), set()).jobs == []
 
 
@@ -140,10 +141,11 @@ def test_cli_list_and_run_with_changed_since(project_copy: Path, capsys) -> None
     (project_copy / "userspace" / "src" / "abi.rs").write_text("// changed\n")
     assert main(["--matrix", matrix, "list", "--json", "--changed-since", "HEAD"]) == 0
     rows = json.loads(capsys.readouterr().out)
+    # abi.rs is also compiled into vexfs_rs.ko: kmod-build-rust is selected too
     assert {r["id"] for r in rows if r["selected"]} >= {"abi-check", "vexctl-static",
-                                                        "vm-test/6.1"}
+                                                        "vm-test/6.1", "kmod-build-rust/7.3-rust"}
     assert {r["id"] for r in rows if not r["selected"]} == {
         f"kmod-build/{k}" for k in ("5.10", "6.1", "6.12", "7.3")} | {
-        "kmod-build-rust/7.3-rust", "kmod-build/6.12/arm64"}  # needed by vm-test/6.12/arm64
+        "kmod-build/6.12/arm64"}  # needed by vm-test/6.12/arm64
     assert main(["--matrix", matrix, "run", "--changed-since", "nope"]) == 2
     assert "unknown git revision" in capsys.readouterr().err
