@@ -361,7 +361,8 @@ def panic_message(lines: list[str]) -> str:
         if new:
             following = next((x.strip() for x in lines[i + 1 :] if x.strip()), "")
             return f"panicked at {new.group(1)}: {following}".rstrip(": ")
-        return "panicked at " + _PANIC_OLD_RE.search(line).group(1)
+        old = _PANIC_OLD_RE.search(line)
+        return "panicked at " + old.group(1) if old else line.strip()
     for line in lines:
         if "did not panic as expected" in line:
             return line.strip().removeprefix("note: ")

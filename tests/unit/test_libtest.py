@@ -218,3 +218,10 @@ def test_never_raises_and_serializes(
 ) -> None:
     text = mutate(ALL_FIXTURES[index], seed, kind, garbage)
     roundtrip(parse_libtest(text, suite_name=garbage[:20] or "s"), tmp_path / "out.xml")
+
+
+def test_a_panic_line_in_no_known_form_is_its_own_summary() -> None:
+    """Found by the fuzz test above: 'panicked at' without a location must not crash."""
+    from pipeline.results.libtest import panic_message
+
+    assert panic_message(["thread 'main' panicked at"]) == "thread 'main' panicked at"
