@@ -9,15 +9,13 @@ target as it was; the OSError goes to the caller.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 
 def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
+    return path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
 
 
 @contextlib.contextmanager
@@ -52,6 +50,8 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None
 
 def file_sha256(path: Path) -> str:
     """sha256 of a file's content."""
+    import hashlib  # here: a command that hashes nothing does not load OpenSSL
+
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):

@@ -1,7 +1,7 @@
 """A throwaway master for tests and benchmarks: a project copy in a git repository, a bare
 `origin` with the post-receive hook, a master + local worker on free loopback ports.
 
-Used by tests/integration/test_buildbot.py and test_faults.py, and by
+Used by tests/integration/test_buildbot.py, test_buildbot_bench.py and test_faults.py, and by
 tests/e2e/test_dashboard_browser.py; it drives the real CLI (`pipeline master start|stop`,
 `pipeline hook install`) and talks to the real REST API, so it exercises what a user runs.
 """

@@ -204,7 +204,10 @@ def _cause_and_cache(cell: Cell, build: dict[str, Any], get: Get) -> None:
 def add_failing(cells: list[Cell], results: Path, url: str = "") -> None:
     """Red cells list their failing tests with messages, read from the junit.xml the
     build uploaded to the master (<results>/<commit>/<job id>/); every built cell links
-    its log, reproduce.sh and junit.xml there."""
+    its log, reproduce.sh and junit.xml there, a bench job's also its bench.json, whose
+    summary line it shows."""
+    from pipeline.report.bench_view import bench_line
+    from pipeline.report.benchmarks import read_json
     from pipeline.report.html_report import failing_cases
 
     for cell in cells:
@@ -213,13 +216,14 @@ def add_failing(cells: list[Cell], results: Path, url: str = "") -> None:
         folder = results / cell.commit / cell.id
         if cell.status in (FAILED, ERROR):
             cell.failing = failing_cases(folder / "junit.xml", cell.id)
+        cell.bench = bench_line(read_json(folder / "bench.json"))
         cell.links += [Link(name, f"{url}{APP_PATH}results/{cell.commit}/{cell.id}/{name}",
                             target="_blank")
                        for name in CELL_FILES if (folder / name).is_file()]
 
 
 APP_PATH = "plugins/wsgi_dashboards/matrix/"  # where Buildbot mounts this app
-CELL_FILES = ("log.txt", "reproduce.sh", "junit.xml")  # linked from each built cell
+CELL_FILES = ("log.txt", "reproduce.sh", "junit.xml", "bench.json")  # linked when there
 HISTORY = 12  # results per cell in its history strip
 REFRESH_SECONDS = 10  # the page reloads itself this often while builds run or wait
 BROKEN = (FAILED, ERROR)
@@ -306,7 +310,7 @@ def branch_state(get: Get, jobs: list[Any], url: str, branch: str,
                        "failing": [{"name": f.name, "message": f.message}
                                    for f in c.failing],
                        "history": [{"status": st, "commit": rev} for st, rev in c.history],
-                       "broken_since": c.broken_since or None}
+                       "broken_since": c.broken_since or None, "bench": c.bench or None}
                       for c in cells]}
 
 

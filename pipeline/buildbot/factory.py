@@ -13,6 +13,10 @@ A build, in order (M: runs in the master, W: on the worker, no disk shared):
                        `pipeline run`), its result cache in cache/
     W->M upload        out/<job id> -> <results>/.incoming/...; a passed result -> store
     M publish          into <results>/<revision>/<job id> and the store; retention
+    M bench            (jobs with `bench:`) bench.json against the builder's newest earlier
+                       SUCCESS build's (pipeline.buildbot.bench): a regression fails the
+                       step and the build, the summary naming the metric, both values and
+                       the threshold
     M report           JUnit -> test-results API, files kept, one step per matrix step
 """
 
@@ -24,6 +28,7 @@ from typing import Any
 from buildbot.plugins import steps, util
 from buildbot.process.results import SUCCESS
 
+from pipeline.buildbot.bench import BenchCompare
 from pipeline.buildbot.settings import LOCAL_WORKER, Settings, WorkerSpec
 from pipeline.buildbot.steps import CheckNeeds, JobReport, hide_skipped, not_skipped
 from pipeline.buildbot.transfer import (
@@ -152,6 +157,9 @@ def job_factory(job: Any, settings: Settings, artifacts_url: str) -> util.BuildF
         doStepIf=_store_upload, hideStepIf=hide_skipped, flunkOnFailure=False))
     factory.addStep(Publish(job.id, results, str(settings.store),
                             str(settings.basedir / "artifacts"), settings.retention, **hidden))
+    if job.spec.bench is not None:
+        factory.addStep(BenchCompare(job.id, job.spec.bench.threshold, results,
+                                     str(settings.basedir / "artifacts"), **hidden))
     factory.addStep(JobReport(job.id, results, str(settings.basedir / "artifacts"),
                               artifacts_url, **hidden))
     return factory

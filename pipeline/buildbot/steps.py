@@ -231,7 +231,7 @@ class JobReport(buildstep.BuildStep):
         # keep this build's files (a rebuild of the revision overwrites the results dir)
         keep = Path(self.artifacts_root) / str(self.build.buildid)
         keep.mkdir(parents=True, exist_ok=True)
-        for name in ("junit.xml", "log.txt", "metadata.json", "reproduce.sh"):
+        for name in ("junit.xml", "log.txt", "metadata.json", "reproduce.sh", "bench.json"):
             if (directory / name).is_file():
                 shutil.copy2(directory / name, keep / name)
                 yield self.addURL(name, f"{self.artifacts_url}{self.build.buildid}/{name}")

@@ -9,7 +9,6 @@ closed with one line naming it (ChainError, exit 2).
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import lzma
 import os
@@ -17,17 +16,16 @@ import re
 import shutil
 import subprocess
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
-
-from debian.deb822 import Packages, Release
+from typing import TYPE_CHECKING
 
 from pipeline.errors import EnvironmentProblem, InputError
+
+if TYPE_CHECKING:  # python-debian, urllib and email load only when an index is fetched
+    from debian.deb822 import Release
 
 ARCH = "amd64"  # the default architecture of an index (kernels for cells' `arch` differ)
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -79,6 +77,9 @@ def keyring_of(keyring: str) -> str:
 def http_fetch(url: str, timeout: float = 60) -> bytes:
     """GET a URL; a 404 is FileNotFoundError, other failures environment problems
     (`timeout`: seconds without progress)."""
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.read()
@@ -137,6 +138,8 @@ def verify_inrelease(data: bytes, keyring: str, what: str) -> str:
 
 
 def _check_valid_until(release: Release, url: str) -> None:
+    from email.utils import parsedate_to_datetime
+
     text = release.get("Valid-Until")
     if not text:
         return
@@ -160,6 +163,8 @@ def fetch_release(mirror: str, suite: str, keyring: str, fetch: Fetch) -> Releas
         raise InputError(f"no signed InRelease at {url}",
                          hint=f"is {suite!r} a suite of {mirror}? (an unsigned Release is "
                               "never used)") from None
+    from debian.deb822 import Release
+
     release = Release(verify_inrelease(data, keyring_of(keyring), url))
     names = {release.get("Suite"), release.get("Codename")}
     if suite not in names:
@@ -171,8 +176,14 @@ def fetch_release(mirror: str, suite: str, keyring: str, fetch: Fetch) -> Releas
     return release
 
 
+def _gunzip(data: bytes) -> bytes:
+    import gzip  # here: only an index download needs it
+
+    return gzip.decompress(data)
+
+
 DECOMPRESS: tuple[tuple[str, Callable[[bytes], bytes]], ...] = (
-    (".xz", lzma.decompress), (".gz", gzip.decompress), ("", bytes))
+    (".xz", lzma.decompress), (".gz", _gunzip), ("", bytes))
 
 
 def fetch_packages(mirror: str, suite: str, component: str, release: Release,
@@ -212,6 +223,8 @@ def parse_packages(index_text: str, prefix: str | tuple[str, ...] = PACKAGE_PREF
     """The entries of the packages whose names start with `prefix` (or one of them), from a
     Packages file (only their paragraphs are parsed: python-debian on all of bookworm takes
     15 s)."""
+    from debian.deb822 import Packages
+
     heads = [f"Package: {p}" for p in ((prefix,) if isinstance(prefix, str) else prefix)]
     wanted = "\n\n".join(p for p in index_text.split("\n\n") if any(
         p.lstrip("\n").startswith(head) or f"\n{head}" in p for head in heads))

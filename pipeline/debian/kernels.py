@@ -15,8 +15,6 @@ import hashlib
 import shutil
 import subprocess
 import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from pipeline.debian.archive import ChainError
@@ -28,6 +26,9 @@ VMLINUZ_PATTERNS = ("./boot/vmlinuz-*", "./usr/lib/modules/*/vmlinuz", "./lib/mo
 
 
 def _download(url: str, dest: Path, sha256: str) -> None:
+    import urllib.error
+    import urllib.request
+
     digest = hashlib.sha256()
     tmp = dest.with_suffix(".part")
     try:

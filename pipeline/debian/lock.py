@@ -26,10 +26,9 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from debian.debian_support import Version
 
 from pipeline.debian.archive import (
     ARCH,
@@ -46,10 +45,20 @@ from pipeline.errors import Diagnostic, InputError, PipelineError
 from pipeline.model.kernels import KernelSource, kernel_key
 from pipeline.model.yamlmarks import load_yaml_text, mark_of
 
+if TYPE_CHECKING:
+    from debian.debian_support import Version
+
 __all__ = ["LOCK_NAME", "Fetch", "LockedKernel", "PinnedPackage", "http_fetch"]
 
 LOCK_NAME = "matrix.lock"
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def debian_version(text: str) -> Version:
+    """A comparable Debian version (python-debian loads only when a lock is resolved)."""
+    from debian.debian_support import Version
+
+    return Version(text)
 
 
 @dataclass(frozen=True)
@@ -144,7 +153,7 @@ def _busybox(source: KernelSource, entries: Entries) -> PinnedPackage | None:
         raise InputError(f"kernel {source.key}: no {BUSYBOX} for {source.arch} in "
                          f"{', '.join(source.sources)} at {archive_of(source)}",
                          hint="its VM tests boot with that busybox")
-    return max(entries[BUSYBOX], key=lambda p: Version(p.version))
+    return max(entries[BUSYBOX], key=lambda p: debian_version(p.version))
 
 
 def _locked(source: KernelSource, abi: str, headers: PinnedPackage, image: PinnedPackage,
@@ -173,8 +182,8 @@ def resolve_source_kernel(source: KernelSource, entries: Entries) -> LockedKerne
             hint="check the kernel's suite and its `source` package in matrix.yml "
                  "(e.g. linux-source-7.3 is in trixie-backports)",
         )
-    pinned = max(entries[source.source], key=lambda p: Version(p.version))
-    abi = Version(pinned.version).upstream_version or pinned.version
+    pinned = max(entries[source.source], key=lambda p: debian_version(p.version))
+    abi = debian_version(pinned.version).upstream_version or pinned.version
     return _locked(source, abi, pinned, pinned, from_source=True)
 
 
@@ -189,7 +198,7 @@ def resolve_entries(source: KernelSource, entries: Entries) -> LockedKernel:
     regex = source.headers_regex()
 
     def newest(name: str) -> PinnedPackage:
-        return max(entries[name], key=lambda p: Version(p.version))
+        return max(entries[name], key=lambda p: debian_version(p.version))
 
     candidates: list[tuple[Version, str, PinnedPackage, PinnedPackage]] = []
     for name in entries:
@@ -202,7 +211,7 @@ def resolve_entries(source: KernelSource, entries: Entries) -> LockedKernel:
         if image_name is None:
             continue
         headers = newest(name)
-        candidates.append((Version(headers.version), abi, headers, newest(image_name)))
+        candidates.append((debian_version(headers.version), abi, headers, newest(image_name)))
     if not candidates:
         raise InputError(
             f"kernel {source.version}: no package pair {source.headers!r} + {source.image!r} "

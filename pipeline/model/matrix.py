@@ -10,6 +10,7 @@ from typing import Any
 
 from pipeline.errors import Diagnostic, InputError
 from pipeline.model.axes import Axis, build_axes
+from pipeline.model.bench import BenchSpec, bench_spec
 from pipeline.model.features import FeatureSet, build_feature_sets
 from pipeline.model.kernels import NATIVE_ARCH, KernelSource, snapshot_problem
 from pipeline.model.recipes import apply_kinds
@@ -84,6 +85,7 @@ class JobSpec:
     values: dict[str, tuple[str, ...]] = field(default_factory=dict)  # axis -> chosen values
     needs_marks: tuple[Mark | None, ...] = ()  # where each of `needs` is written
     secrets: tuple[str, ...] = ()  # variables passed from pipeline's environment, masked
+    bench: BenchSpec | None = None  # `bench:`: its output's bench lines are metrics
 
 
 @dataclass
@@ -386,6 +388,7 @@ def build_matrix(data: Any, path: Path) -> Matrix:
             vm=_vm(job["vm"]) if "vm" in job else None, mark=key_mark_of(data["jobs"], name),
             values=values,
             needs_marks=tuple(mark_of(raw_needs, i) for i in range(len(raw_needs))),
+            bench=bench_spec(name, job, diags),
         )
     _check_needs(jobs, diags)
     raw_include = data.get("include") or []

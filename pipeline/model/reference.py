@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pipeline.model.bench import BENCH
 from pipeline.model.schema import (
     AXIS_VALUE,
     CELL_FILTER,
@@ -29,6 +30,7 @@ REFERENCE_SECTIONS = (
     ("`jobs.<name>`", JOB),
     ("`jobs.<name>.steps[]`", STEP),
     ("`jobs.<name>.vm`", VM),
+    ("`jobs.<name>.bench`", BENCH),
     ("`include[]`", INCLUDE),
     ("`exclude[]`", CELL_FILTER),
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from pipeline.model.bench import BENCH
 from pipeline.model.validator import did_you_mean, validate
 
 __all__ = ["MATRIX_SCHEMA", "did_you_mean", "matrix_schema", "validate"]
@@ -208,6 +209,7 @@ JOB = {
         "steps": {"type": "array", "items": STEP, "minItems": 1,
                   "description": "the commands, in order; the job fails at the first failure"},
         "vm": VM,
+        "bench": BENCH,
     },
     "additionalProperties": False,
 }

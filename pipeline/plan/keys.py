@@ -14,6 +14,7 @@ walk skipping .git, reports, target, ... outside git).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -29,8 +30,9 @@ from typing import Any
 import pipeline
 from pipeline import __version__
 from pipeline.debian.lock import LockedKernel
-from pipeline.fsutil import file_sha256
+from pipeline.fsutil import atomic_write_text, file_sha256
 from pipeline.model.expand import Job
+from pipeline.paths import cache_dir
 from pipeline.plan.changes import in_inputs
 
 CACHE_FORMAT = "1"  # bump to invalidate every stored result
@@ -66,8 +68,37 @@ def tool_digest() -> str:
     global _TOOL_DIGEST
     with _TOOL_LOCK:
         if _TOOL_DIGEST is None:
-            _TOOL_DIGEST = package_digest(Path(pipeline.__file__).resolve().parent)
+            _TOOL_DIGEST = _remembered_digest(Path(pipeline.__file__).resolve().parent)
         return _TOOL_DIGEST
+
+
+def _remembered_digest(package: Path) -> str:
+    """package_digest(), kept in the cache directory with the files' inode, size, mtime and
+    ctime: while none of them changed (any write changes ctime), the files are not read
+    again. A memo that cannot be read or written is only a slower start."""
+    stats = []
+    for directory, dirs, files in os.walk(package):  # package_files(), without pathlib
+        dirs[:] = sorted(d for d in dirs if d not in NOT_PACKAGE and not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and not name.endswith((".pyc", ".pyo", "~")):
+                st = os.stat(os.path.join(directory, name))
+                stats.append([directory, name, st.st_ino, st.st_size, st.st_mtime_ns,
+                              st.st_ctime_ns])
+    signature = sha256_json([str(package), CACHE_FORMAT, stats])
+    try:  # one memo per installed package
+        memo: Path | None = cache_dir() / "code-digest" / f"{sha256_json(str(package))[:16]}"
+    except OSError:
+        memo = None
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        known = json.loads(memo.read_text()) if memo is not None else {}
+        if known["signature"] == signature:
+            return str(known["digest"])
+    digest = package_digest(package)
+    with contextlib.suppress(OSError):
+        if memo is not None:
+            memo.parent.mkdir(exist_ok=True)
+            atomic_write_text(memo, json.dumps({"signature": signature, "digest": digest}))
+    return digest
 
 
 WALK_SKIP = {".git", ".buildbot", ".venv", "reports", "target", "__pycache__", ".pytest_cache"}
@@ -165,10 +196,13 @@ def docker_image_id(client: Any) -> Callable[[str], str | None]:
     """tag -> local image id (None when absent or without a Docker client)."""
 
     def lookup(tag: str) -> str | None:
-        import docker.errors
-
         if client is None:  # no Docker here (a VM-only worker): no image, no key
             return None
+        light = getattr(client, "image_id", None)
+        if light is not None:  # pipeline.run.engine's client: no SDK needed
+            return light(tag)
+        import docker.errors
+
         try:
             return str(client.images.get(tag).id)
         except docker.errors.ImageNotFound:
@@ -216,6 +250,8 @@ class KeyComputer:
             "inputs": list(spec.inputs),
             # names only: a secret's value is never part of a key (nor stored anywhere)
             **({"secrets": list(spec.secrets)} if spec.secrets else {}),
+            # a bench job's result has bench.json; its threshold only matters to the report
+            **({"bench": True} if spec.bench is not None else {}),
         }
 
     def material(self, job: Job) -> dict[str, Any] | None:

@@ -1,5 +1,6 @@
 """Reporting: what a run shows: summary.json and the terminal table, live progress,
-regressions and the HTML matrix (one view model, shared with the Buildbot dashboard).
+regressions, bench jobs against their baselines (benchmarks, bench_view) and the HTML
+matrix (one view model, shared with the Buildbot dashboard).
 
 May import: the base modules, pipeline.model, pipeline.results.
 """

@@ -2,8 +2,9 @@
 
 One self-contained file (inline CSS, no scripts, fonts or remote resources) with relative
 links, so it works from the filesystem (file://), from a CI artifact store or any server.
-Built from summary.json plus each job's junit.xml (for the failure details); the matrix
-tables are view.py's, the same the Buildbot dashboard draws.
+Built from summary.json plus each job's junit.xml (for the failure details) and a bench
+job's bench.json (its table: bench_view.py); the matrix tables are view.py's, the same the
+Buildbot dashboard draws.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from junitparser import JUnitXml, TestSuite
 from pipeline.errors import InputError, ReportError
 from pipeline.fsutil import atomic_write_text
 from pipeline.report import view
+from pipeline.report.bench_view import bench_anchor, bench_line, bench_tables
+from pipeline.report.benchmarks import BENCH_FILE, read_json
 from pipeline.report.regressions import Regressions
 from pipeline.report.view import Cell, Failing, Link, anchor, duration, href
 from pipeline.report.view import version_key as _version_key
@@ -89,7 +92,7 @@ def failing_cases(junit: Path, job_id: str, limit: int = 50) -> list[Failing]:
 
 def _failing(run_dir: Path, job_id: str, row: dict[str, Any]) -> list[Failing]:
     """The job's failing tests from summary.json, with their junit.xml texts."""
-    details = _details(run_dir, row.get("directory"))
+    details = _details(run_dir, row.get("directory")) if row.get("failing") else {}
     failing = []
     for fail in row.get("failing") or []:
         name = str(fail.get("name", ""))
@@ -119,7 +122,7 @@ def _cell(run_dir: Path, row: dict[str, Any]) -> Cell:
     tests = int(row.get("tests") or 0)
     failed = int(row.get("failures") or 0) + int(row.get("errors") or 0)
     skipped = int(row.get("skipped") or 0)
-    return Cell(
+    cell = Cell(
         id=job_id, name=str(row.get("name") or job_id.split("/")[0]),
         axes={str(k): str(v) for k, v in (row.get("axes") or {}).items()},
         status=str(row.get("status", "error")), duration=duration(row.get("seconds")),
@@ -127,6 +130,12 @@ def _cell(run_dir: Path, row: dict[str, Any]) -> Cell:
         passed=max(0, tests - failed - skipped), failed=failed, skipped=skipped,
         failing=_failing(run_dir, job_id, row), links=_links(run_dir, row.get("directory")),
     )
+    bench = read_json(run_dir / str(row["directory"]) / BENCH_FILE) \
+        if row.get("directory") else None
+    if bench is not None:  # a bench job: its summary line, and a link to its table
+        cell.bench = bench_line(bench)
+        cell.links.append(Link("bench", f"#{bench_anchor(job_id)}"))
+    return cell
 
 
 def _header(run_dir: Path, summary: dict[str, Any], cells: list[Cell]) -> dict[str, Any]:
@@ -172,6 +181,7 @@ def build_view(run_dir: Path, summary: dict[str, Any],
         "failing_cells": [c for c in cells if c.failing or c.status in FAILING_STATUSES],
         "regressions": regressions,
         "baseline_link": baseline_link,
+        "benches": bench_tables(run_dir, summary),
         "extra": {k: v for k, v in summary.items() if k not in _KNOWN and
                   isinstance(v, (str, int, float))},
     }

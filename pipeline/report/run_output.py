@@ -59,11 +59,15 @@ def html_and_regressions(reports: Path, run_dir: Path, matrix_path: Path,
 def write_run_report(reports: Path, run_dir: Path, run_id: str, matrix_path: Path,
                      jobs: list[Job], results: dict[str, JobResult], started: datetime,
                      baseline: str | None) -> tuple[dict[str, Any], Regressions | None, Path]:
-    """summary.json, junit.xml, index.html, then reports/latest (last, so it only ever
-    points at a complete report). ReportError names what still stands."""
+    """Bench jobs against their baselines (pipeline.report.benchmarks: a regression fails
+    the job), then summary.json, junit.xml, index.html, then reports/latest (last, so it
+    only ever points at a complete report). ReportError names what still stands."""
+    from pipeline.report.benchmarks import compare_benches
     from pipeline.report.summary import latest_target, point_latest, write_summary
 
     try:
+        compare_benches(reports, run_dir, matrix_path, jobs, results,
+                        resolve_run(reports, baseline) if baseline else None)
         summary = write_summary(run_dir, run_id, matrix_path, jobs, results, started)
         regressions, index = html_and_regressions(reports, run_dir, matrix_path, baseline)
         point_latest(reports, run_dir)

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from pipeline.paths import template_cache
 from pipeline.results.status import CACHED, CANCELLED, ERROR, FAILED, INTERRUPTED, PASSED, SKIPPED
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -90,6 +91,7 @@ class Cell:
     carried: bool = False  # an older commit's result, carried forward to the branch head
     history: list[tuple[str, str]] = field(default_factory=list)  # (status, commit), newest first
     broken_since: str = ""  # "abc1234: subject" of the first commit of a run of failures
+    bench: str = ""  # a bench job's summary line (pipeline.report.bench_view.bench_line)
 
     def __post_init__(self) -> None:
         self.anchor = self.anchor or anchor("job", self.id)
@@ -216,7 +218,7 @@ def environment() -> Environment:
     """The Jinja environment of the matrix templates (autoescape on, palette as globals)."""
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                      keep_trailing_newline=True)
+                      keep_trailing_newline=True, bytecode_cache=template_cache("report"))
     env.globals.update(colours=STATUS_COLOURS, icons=STATUS_ICON,
                        max_cell_failures=MAX_CELL_FAILURES)
     return env

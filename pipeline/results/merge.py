@@ -8,6 +8,7 @@ from pathlib import Path
 from junitparser import Error, JUnitXml, Skipped, TestCase, TestSuite
 
 from pipeline.fsutil import atomic_path
+from pipeline.results.prettyxml import write_pretty
 from pipeline.results.status import CANCELLED, INTERRUPTED, SKIPPED
 
 NOT_RUN_STATUSES = (SKIPPED, CANCELLED, INTERRUPTED)
@@ -37,7 +38,7 @@ def write_suite(suite: TestSuite, path: Path,
     xml.add_testsuite(suite)
     xml.update_statistics()
     with atomic_path(path) as tmp:
-        xml.write(str(tmp), pretty=True)
+        write_pretty(xml, tmp)
         if filter_text is not None:
             text = tmp.read_text(encoding="utf-8")
             filtered = filter_text(text)
@@ -88,5 +89,5 @@ def merge_files(paths: Iterable[Path], out: Path, name: str,
         if element.tail is not None and not element.tail.strip():
             element.tail = None
     with atomic_path(out) as tmp:
-        merged.write(str(tmp), pretty=True)
+        write_pretty(merged, tmp)
     return merged

@@ -23,7 +23,8 @@ from pipeline.run.runtimes.container import SRC
 if TYPE_CHECKING:
     from pipeline.run.runner import RunContext
 
-CACHED_FILES = ("junit.xml", "log.txt", "metadata.json", "reproduce.sh", "artifacts")
+CACHED_FILES = ("junit.xml", "log.txt", "metadata.json", "reproduce.sh", "artifacts",
+                "bench.json")
 
 
 def cache_key(ctx: RunContext, job: Job) -> str | None:
@@ -93,13 +94,15 @@ def _relocate_reproducer(script: Path, info: dict[str, Any], now: dict[str, str]
     then = info.get("paths") or {}
     if not script.is_file() or not then:
         return
-    text = script.read_text()
+    text = original = script.read_text()
     for name, suffix in (("root", f":{SRC}"), ("needs", "/")):
         if then.get(name) and then[name] != now[name]:
             text = text.replace(then[name] + suffix, now[name] + suffix)
     if then.get("root") and then["root"] != now["root"]:  # where its inputs are copied from
         text = text.replace(f"\nPROJECT={shlex.quote(then['root'])}\n",
                             f"\nPROJECT={shlex.quote(now['root'])}\n")
+    if text == original and script.stat().st_mode & 0o7777 == 0o755:
+        return  # the same checkout and run paths: nothing to rewrite
     atomic_write_text(script, text, mode=0o755)
 
 

@@ -40,12 +40,30 @@ def locked_kernels(matrix: Matrix, jobs: list[Job]) -> dict[str, LockedKernel]:
     """The matrix.lock entries of the kernels `jobs` use (InputError when it is stale)."""
     wanted = {j.kernel_key for j in jobs if j.kernel}
     sources = [s for s in matrix.kernel_sources(jobs) if s.key in wanted]
-    return check_lock(sources, read_lock(matrix.root / LOCK_NAME), matrix.root / LOCK_NAME)
+    return check_lock(sources, _read_lock(matrix.root / LOCK_NAME), matrix.root / LOCK_NAME)
 
 
-def check_still_offered(matrix: Matrix, jobs: list[Job], client: Any, warn: Say) -> None:
+_LOCKS: dict[tuple[str, int, int, int, int], dict[str, LockedKernel]] = {}
+
+
+def _read_lock(path: Path) -> dict[str, LockedKernel]:
+    """read_lock(), parsed once per process while the file is unchanged (a run checks the
+    lock several times: before any work, for the lock check, for the cache keys)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return read_lock(path)
+    signature = (str(path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if signature not in _LOCKS:
+        _LOCKS[signature] = read_lock(path)
+    return dict(_LOCKS[signature])
+
+
+def check_still_offered(matrix: Matrix, jobs: list[Job], client: Any, warn: Say
+                        ) -> ImageBuilder:
     """Before any image work: InputError when a kernel of `jobs` pins packages its suite no
-    longer offers and they are not all here yet (pipeline.debian.offered)."""
+    longer offers and they are not all here yet (pipeline.debian.offered). Returns the
+    ImageBuilder it used (build_context can go on with it)."""
     from pipeline.debian.kernels import cached_kernel_image
     from pipeline.debian.offered import check_offered
 
@@ -62,6 +80,7 @@ def check_still_offered(matrix: Matrix, jobs: list[Job], client: Any, warn: Say)
 
     sources = {s.key: s for s in matrix.kernel_sources(jobs)}
     check_offered([(sources[key], k) for key, k in kernels.items()], local, warn)
+    return images
 
 
 def find_job(matrix: Matrix, jobs: list[Job], job_id: str) -> Job:
@@ -124,10 +143,13 @@ def toolchain_images(matrix: Matrix, jobs: list[Job], build: bool, log: Say) -> 
 
 def _key_computer(matrix: Matrix, keyed: list[Job], kernels: dict[str, LockedKernel],
                   images: ImageBuilder, client: Any,
-                  flavour_caches: dict[str, dict[str, str]], tree: SourceTree) -> Any:
-    """The cache keys of `keyed`, with image tags as runner.ensure() names them."""
+                  flavour_caches: dict[str, dict[str, str]], tree: SourceTree,
+                  runtime: Callable[[], dict[str, str]] | None) -> Any:
+    """The cache keys of `keyed`, with image tags as runner.ensure() names them; `runtime`
+    gives what VM jobs run on (pipeline.run.prefetch.vm_identity, started when not given)."""
     from pipeline.plan.keys import KeyComputer, docker_image_id
     from pipeline.run import vm
+    from pipeline.run.prefetch import vm_identity
 
     tags: dict[tuple[str, str | None], str] = {}
 
@@ -138,34 +160,44 @@ def _key_computer(matrix: Matrix, keyed: list[Job], kernels: dict[str, LockedKer
             tags[memo] = images.plan(job.spec.image, kernel)[2]
         return tags[memo]
 
-    return KeyComputer(keyed, matrix.root, kernels, image_tag, docker_image_id(client),
-                       flavour_caches, runtime=vm.runtime_identity, tree=tree)
+    lookup = docker_image_id(client)
+
+    def image_id(tag: str) -> str | None:  # the lock check just looked most of them up
+        return images.seen.get(tag) or lookup(tag)
+
+    if runtime is None:
+        runtime = vm_identity(keyed) or vm.runtime_identity
+    return KeyComputer(keyed, matrix.root, kernels, image_tag, image_id,
+                       flavour_caches, runtime=runtime, tree=tree)
 
 
 def build_context(matrix: Matrix, jobs: list[Job], run_id: str, run_dir: Path, say: Say,
                   verbose: bool, needs_dir: Path | None = None,
                   all_jobs: list[Job] | None = None, read_cache: bool = True,
-                  client: Any = None, offered_checked: bool = False) -> RunContext:
+                  client: Any = None, checked: ImageBuilder | None = None,
+                  vm_runtime: Callable[[], dict[str, str]] | None = None) -> RunContext:
     """The RunContext for running `jobs` of `matrix` into run_dir (`say` shows messages,
     `verbose` also job output); Docker's client is made when not given. VM jobs need no
     Docker: without it, they run (their needs' keys, hence theirs, are then unknown).
-    A stale lock is exit 2 here unless the caller ran check_still_offered() already."""
+    A stale lock is exit 2 here unless the caller ran check_still_offered() already and
+    passes the ImageBuilder it returned as `checked`; `vm_runtime` is what
+    pipeline.run.prefetch.vm_identity() started, if the caller did."""
     from pipeline.errors import EnvironmentProblem
     from pipeline.run.executor import ContainerRunner, docker_client
     from pipeline.run.store import ResultCache
 
     keyed = with_needs(jobs, all_jobs or jobs)
     kernels = locked_kernels(matrix, keyed)
-    catalog = ImageCatalog(matrix.root / "images")
     if client is None:
         try:
             client = docker_client()
         except EnvironmentProblem:
             if any(j.spec.vm is None for j in jobs):
                 raise
-    if not offered_checked:
-        check_still_offered(matrix, jobs, client, lambda m: say(f"pipeline: warning: {m}"))
-    images = ImageBuilder(client, catalog, image_base(matrix), log=lambda m: say(f"  {m}"))
+    images = checked or check_still_offered(matrix, jobs, client,
+                                            lambda m: say(f"pipeline: warning: {m}"))
+    images.log = lambda m: say(f"  {m}")
+    catalog = images.catalog
     flavour_caches = {n: dict(catalog.spec[n].get("caches") or {}) for n in catalog.names()}
 
     def warn(message: str) -> None:
@@ -177,7 +209,7 @@ def build_context(matrix: Matrix, jobs: list[Job], run_id: str, run_dir: Path, s
     cache = ResultCache(warn=warn)
     tree = SourceTree(matrix.root)  # one listing of the project: keys and /src trees
     keys = _key_computer(matrix, keyed, kernels, images, client,
-                         flavour_caches, tree) if cache.enabled else None
+                         flavour_caches, tree, vm_runtime) if cache.enabled else None
     return RunContext(
         run_id=run_id, run_dir=run_dir, root=matrix.root,
         images=images, containers=ContainerRunner(client), kernels=kernels,

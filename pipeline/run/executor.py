@@ -1,4 +1,5 @@
-"""Run one step in a container with the Docker SDK: mounts, limits, timeout, streamed log."""
+"""Run one step in a container (pipeline.run.engine, or the Docker SDK): mounts, limits, timeout,
+streamed log."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from pipeline.errors import EnvironmentProblem
 
 CONTAINER_UID = 1000
 RUN_LABEL = "org.kmatrix.run"
@@ -82,20 +81,11 @@ class StepOutcome:
 
 
 def docker_client() -> Any:
-    """A connected Docker client, or EnvironmentProblem explaining why not."""
-    try:
-        import docker
-        import docker.errors
+    """A connected Docker client, or EnvironmentProblem explaining why not: over the local
+    socket pipeline.run.engine's, which runs steps without importing the Docker SDK."""
+    from pipeline.run.engine import connect
 
-        client = docker.from_env(timeout=600)
-        client.ping()
-        return client
-    except Exception as exc:  # the SDK raises many types for "no daemon"
-        raise EnvironmentProblem(
-            f"Docker is not reachable ({exc.__class__.__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'no details'})",
-            hint="start the Docker Engine (systemctl start docker) or set DOCKER_HOST",
-        ) from None
+    return connect()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -111,6 +101,30 @@ def _memory_bytes(text: str) -> int:
     return int(text)
 
 
+@dataclass(frozen=True)
+class ClientErrors:
+    """The exception types of a Docker client's library: an error answer of the engine, any
+    failed request, a read timeout, a broken connection."""
+
+    api: type[BaseException]
+    request: type[BaseException]
+    timeout: type[BaseException]
+    connection: type[BaseException]
+
+
+def client_errors(client: Any) -> ClientErrors:
+    """pipeline.run.engine's for its client, else the SDK's (docker, requests)."""
+    from pipeline.run.engine import Engine, EngineError, EngineTimeout, EngineUnreachable
+
+    if isinstance(client, Engine):
+        return ClientErrors(EngineError, EngineUnreachable, EngineTimeout, EngineUnreachable)
+    import docker.errors
+    import requests.exceptions
+
+    return ClientErrors(docker.errors.APIError, requests.exceptions.RequestException,
+                        requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError)
+
+
 class ContainerRunner:
     """Runs ContainerSpecs; tracks live containers so a run can stop exactly its own."""
 
@@ -118,15 +132,21 @@ class ContainerRunner:
         self.client = client
         self._live: dict[str, Any] = {}
         self._guard = threading.Lock()
+        self._errors: ClientErrors | None = None
         self.stopping = False
+
+    @property
+    def errors(self) -> ClientErrors:
+        """The client's exception types (its library is imported on first use)."""
+        if self._errors is None:
+            self._errors = client_errors(self.client)
+        return self._errors
 
     def run(
         self, spec: ContainerSpec, timeout: float, on_line: Callable[[str], None] | None = None
     ) -> StepOutcome:
         """Run the spec to completion (or timeout); the container is always removed."""
-        import docker.errors
-        import requests.exceptions
-
+        errors = self.errors
         started = time.monotonic()
         if self.stopping:
             return StepOutcome(None, "", 0.0, error="interrupted before start")
@@ -139,7 +159,7 @@ class ContainerRunner:
         try:
             try:
                 container.start()
-            except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            except (errors.api, errors.request) as exc:
                 return StepOutcome(None, "", time.monotonic() - started,
                                    error=f"cannot start container: {_first_line(exc)}")
             reader = threading.Thread(
@@ -165,9 +185,7 @@ class ContainerRunner:
 
     def _create(self, spec: ContainerSpec, started: float) -> Any:
         """The created (not started) container, or the StepOutcome saying why not."""
-        import docker.errors
-        import requests.exceptions
-
+        errors = self.errors
         try:
             return self.client.containers.create(
                 spec.image, command=spec.command(), environment=spec.env, user=spec.user,
@@ -179,25 +197,25 @@ class ContainerRunner:
                 volumes={str(m.host): {"bind": m.container, "mode": "ro" if m.read_only
                                        else "rw"} for m in spec.mounts},
             )
-        except docker.errors.APIError as exc:
+        except errors.api as exc:
             return StepOutcome(None, "", time.monotonic() - started,
-                               error=f"cannot create container: {exc.explanation or exc}")
-        except requests.exceptions.RequestException as exc:
+                               error=f"cannot create container: "
+                                     f"{getattr(exc, 'explanation', None) or exc}")
+        except errors.request as exc:
             return StepOutcome(None, "", time.monotonic() - started,
                                error=f"Docker is not reachable: {_first_line(exc)}")
 
     def _wait(self, container: Any, timeout: float,
               started: float) -> tuple[int | None, bool, str | None]:
         """(exit code, timed out, lost-connection message); kills the container on either."""
-        import requests.exceptions
-
+        errors = self.errors
         try:
             result = container.wait(timeout=timeout)
             return int(result.get("StatusCode", -1)), False, None
-        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+        except (errors.timeout, errors.connection) as exc:
             # over a unix socket a read timeout surfaces as a ConnectionError too
             timed_out, lost = False, None
-            if (isinstance(exc, requests.exceptions.ReadTimeout) or "timed out" in str(exc)
+            if (isinstance(exc, errors.timeout) or "timed out" in str(exc)
                     or time.monotonic() - started >= timeout - 1):
                 timed_out = True
             else:
@@ -205,15 +223,11 @@ class ContainerRunner:
             self._kill(container)
             return None, timed_out, lost
 
-    @staticmethod
-    def _oom_killed(container: Any) -> bool:
-        import docker.errors
-        import requests.exceptions
-
+    def _oom_killed(self, container: Any) -> bool:
         try:
             container.reload()
             return bool(container.attrs.get("State", {}).get("OOMKilled"))
-        except (docker.errors.APIError, requests.exceptions.RequestException):
+        except (self.errors.api, self.errors.request):
             return False
 
     @staticmethod
@@ -234,17 +248,11 @@ class ContainerRunner:
             on_line(pending)
 
     def _kill(self, container: Any) -> None:
-        import docker.errors
-        import requests.exceptions
-
-        with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
+        with contextlib.suppress(self.errors.api, self.errors.request):
             container.kill()
 
     def _remove(self, container: Any) -> None:
-        import docker.errors
-        import requests.exceptions
-
-        with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
+        with contextlib.suppress(self.errors.api, self.errors.request):
             container.remove(force=True)
         with self._guard:
             self._live.pop(container.id, None)

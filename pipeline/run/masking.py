@@ -15,7 +15,6 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from urllib.parse import unquote, urlsplit
-from xml.sax.saxutils import escape
 
 MASK = "***"
 MIN_LENGTH = 4
@@ -40,6 +39,11 @@ def url_password(value: str) -> str | None:
     return password or None
 
 
+def _xml_escape(text: str) -> str:
+    """xml.sax.saxutils.escape() without its import (which loads urllib.request)."""
+    return text.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;")
+
+
 class Masker:
     """Replaces known secret values (and their JSON / XML escaped forms) with ***."""
 
@@ -56,8 +60,8 @@ class Masker:
             if len(part) < MIN_LENGTH:
                 continue
             self._values.add(part)
-            self._values.add(escape(part, {'"': "&quot;", "'": "&apos;"}))
-            self._values.add(escape(part))
+            self._values.add(_xml_escape(part).replace('"', "&quot;").replace("'", "&apos;"))
+            self._values.add(_xml_escape(part))
             self._values.add(json.dumps(part)[1:-1])
         self._ordered = sorted(self._values, key=len, reverse=True)
 

@@ -2,11 +2,12 @@
 
 This is the one execution path: `pipeline run` and Buildbot's steps both call run_job().
 Each job leaves, in its directory: log.txt, junit.xml, metadata.json, reproduce.sh and
-artifacts/ (what the job wrote to $OUT). The job's runtime (pipeline.run.runtimes:
-containers, or a VM for a `vm:` job) is picked by runtime_for(); the runner does not know
-the kinds. With a result cache (pipeline.run.cached), a job whose key has a stored passed
-result gets that result's files instead ("cached") and no container or VM is started; a
-passed job's files are stored under its key.
+artifacts/ (what the job wrote to $OUT); a job with `bench:` also bench.json. The job's
+runtime (pipeline.run.runtimes: containers, or a VM for a `vm:` job) is picked by
+runtime_for(); the runner does not know the kinds. With a result cache
+(pipeline.run.cached), a job whose key has a stored passed result gets that result's files
+instead ("cached") and no container or VM is started; a passed job's files are stored
+under its key.
 
 Failures of the machine are the job's, never the run's: a file that cannot be written
 (disk full) makes the job an "error" with the reason, and secret values (pipeline.run.masking)
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from junitparser import TestCase, TestSuite
 
@@ -161,6 +163,7 @@ def _finish(frame: JobFrame) -> JobResult:
             f" (and: {frame.message})" if frame.message else "")
         frame.error_case("results", problem, "io")
     map_suite(frame.suite, _repo_paths(frame))  # JUnit, terminal and HTML: repo paths
+    bench = _read_bench(frame)  # after: its `log.txt:N` is the job's log, not a repo file
     counts = suite_counts(frame.suite)
     failing = _failing(list(frame.suite))
     if frame.status == PASSED and (counts["failures"] or counts["errors"]):
@@ -174,6 +177,9 @@ def _finish(frame: JobFrame) -> JobResult:
     )
     try:
         write_suite(frame.suite, frame.directory / "junit.xml", frame.masker.mask)
+        if bench is not None:
+            atomic_write_text(frame.directory / "bench.json",
+                              frame.masker.mask(json.dumps(bench, indent=2)) + "\n")
         _write_metadata(frame, result)
         _write_reproducer(frame)
     except OSError as exc:  # disk full, ...: the job's record is incomplete, so it errs
@@ -185,6 +191,24 @@ def _finish(frame: JobFrame) -> JobResult:
         with contextlib.suppress(OSError):  # what could be written must not say "passed"
             _write_metadata(frame, result)
     return result
+
+
+def _read_bench(frame: JobFrame) -> dict[str, Any] | None:
+    """A bench job's `# bench:` lines, read from its log.txt: JUnit properties and cases
+    now, bench.json's body for _finish to write; bad lines fail the job."""
+    from pipeline.results.bench import add_to_suite, bench_json, parse_bench, problems_message
+
+    if frame.job.spec.bench is None:
+        return None
+    try:
+        text = (frame.directory / "log.txt").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    output = parse_bench(text)
+    add_to_suite(frame.suite, output, frame.job.id)
+    if output.problems:
+        frame.fail(FAILED, problems_message(output))
+    return bench_json(frame.job.id, output)
 
 
 def _repo_paths(frame: JobFrame) -> RepoPaths:

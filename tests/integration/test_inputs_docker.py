@@ -113,7 +113,8 @@ def test_header_change_reruns_crate_tests(project_copy: Path, tmp_path: Path) ->
     every = {r["id"] for r in json.loads(proc.stdout)}
     crate_tests = {j for j in every if j.startswith("crate-test/")}
     assert len(crate_tests) >= 10 and crate_tests <= chosen
-    readers = {j for j in every if j.startswith(("kmod-build", "vm-test"))} | {"abi-check"}
+    readers = {j for j in every if j.startswith(("kmod-build", "vm-test", "vm-bench"))} | {
+        "abi-check"}
     assert readers <= chosen
     assert chosen == crate_tests | readers  # the crate builds, vexctl, guards: not affected
 

@@ -62,7 +62,7 @@ def test_input_file_change_invalidates_the_job_and_its_dependents(project_copy) 
     source.write_text(source.read_text() + "\n/* edited */\n")
     after = all_keys(project_copy)
     changed = {j for j in before if before[j] != after[j]}
-    assert changed == {f"{n}/{k}" for n in ("kmod-build", "vm-test")
+    assert changed == {f"{n}/{k}" for n in ("kmod-build", "vm-test", "vm-bench")
                        for k in ("5.10", "6.1", "6.12", "7.3")} | {
         "kmod-build-rust/7.3-rust", "vm-test-rust/7.3-rust", "kmod-build/6.12/arm64",
         "vm-test/6.12/arm64"} | {"kmod-build/6.12/clang"}
@@ -418,12 +418,12 @@ def test_code_digest_covers_every_file_of_the_package(tmp_path: Path) -> None:
 
     package = _package_copy(tmp_path)
     names = {p.relative_to(package).as_posix() for p in package_files(package)}
-    assert {"cli.py", "report/summary.py", "model/schema.py", "model/recipes/cargo-test.yml",
+    assert {"cli/parser.py", "report/summary.py", "model/schema.py", "model/recipes/cargo-test.yml",
             "report/templates/report.html.j2", "run/templates/vm-init.j2"} <= names
     base = package_digest(package)
     assert package_digest(package) == base
     for rel in ("report/summary.py", "model/recipes/cargo-test.yml",
-                "report/templates/report.html.j2", "model/schema.py", "cli.py"):
+                "report/templates/report.html.j2", "model/schema.py", "cli/parser.py"):
         path = package / rel
         original = path.read_bytes()
         path.write_bytes(original + b"\n")
@@ -442,12 +442,13 @@ def test_code_digest_covers_every_file_of_the_package(tmp_path: Path) -> None:
 
 
 def test_code_digest_is_the_installed_package_computed_once(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import pipeline
     import pipeline.plan.keys as keys
 
     calls: list[Path] = []
     real = keys.package_digest
+    monkeypatch.setenv("KMATRIX_CACHE_DIR", str(tmp_path))  # no digest remembered yet
     monkeypatch.setattr(keys, "_TOOL_DIGEST", None)
     monkeypatch.setattr(keys, "package_digest", lambda p: calls.append(p) or real(p))
     first = keys.tool_digest()
@@ -455,6 +456,8 @@ def test_code_digest_is_the_installed_package_computed_once(
     assert calls == [Path(pipeline.__file__).resolve().parent]
     assert first == real(calls[0]) and len(first) == 16
     assert not hasattr(keys, "BEHAVIOUR_FILES")
+    monkeypatch.setattr(keys, "_TOOL_DIGEST", None)  # the next process: files unchanged
+    assert keys.tool_digest() == first and len(calls) == 1
 
 
 def test_key_material_is_the_content_of_exactly_what_the_job_sees(project_copy) -> None:
@@ -484,7 +487,8 @@ def test_header_change_changes_every_job_that_reads_it(project_copy: Path) -> No
     header.write_text(header.read_text() + "\n/* edited */\n")
     after = all_keys(project_copy)
     changed = {j for j in before if before[j] != after[j]}
-    readers = {j for j in before if j.startswith(("crate-test/", "kmod-build", "vm-test"))}
+    readers = {j for j in before
+               if j.startswith(("crate-test/", "kmod-build", "vm-test", "vm-bench"))}
     assert changed == readers | {"abi-check"}
     assert len([j for j in changed if j.startswith("crate-test/")]) >= 10
     assert not changed & {"vexctl-static", "feature-guards", "crate-build/kernel"}

@@ -27,7 +27,7 @@ def load(jobs: str):
 
 def test_shipped_kinds() -> None:
     assert recipe_names() == ["cargo-build", "cargo-test", "kmod-build", "static-binary",
-                              "vm-test"]
+                              "vm-bench", "vm-test"]
 
 
 def test_kind_provides_axes_image_inputs_and_steps() -> None:

@@ -1,7 +1,9 @@
-"""Command-line interface: argument parsing and dispatch only.
+"""Command-line interface: argument parsing (pipeline.cli.parser) and dispatch only.
 
 The wiring of a run lives in pipeline.run.context (RunContext, signals), its report files
-and output in pipeline.report.run_output; the commands here connect the two.
+and output in pipeline.report.run_output; the commands here connect the two. Each command
+imports what it uses when it runs: `pipeline --help` or `pipeline list` load neither
+Docker's SDK nor Jinja2 nor rich.
 """
 
 from __future__ import annotations
@@ -10,150 +12,12 @@ import argparse
 import importlib
 import json
 import sys
-import traceback
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pipeline.cli.parser import build_parser, named_command
 from pipeline.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, InputError, PipelineError
 from pipeline.paths import cache_dir, find_matrix
-
-if TYPE_CHECKING:
-    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _add_filters(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("filters (repeatable; needs are added automatically)")
-    group.add_argument("--kernel", action="append", default=[], metavar="VERSION",
-                       help="kernel version; 6.1 matches 6.1 and 6.1.x, never 6.12")
-    group.add_argument("--features", action="append", default=[], metavar="NAME",
-                       help="cargo feature set name")
-    group.add_argument("--job", action="append", default=[], metavar="GLOB",
-                       help="job id or name glob, e.g. 'kmod-build/*'")
-    group.add_argument("--axis", action="append", default=[], metavar="AXIS=VALUE",
-                       help="a value of a user-defined axis (matrix.yml `axes:`), e.g. cc=clang")
-
-
-def _add_changed_since(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--changed-since", metavar="REV",
-                        help="only jobs whose `inputs` match a file changed since git REV "
-                             "(committed, uncommitted or untracked), and the jobs that need "
-                             "them; their needs are added as usual")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The `pipeline` argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="pipeline",
-        description="Build and test a kernel module and its Rust crate over a matrix of "
-                    "kernels and feature sets, in Docker and QEMU.")
-    parser.add_argument("--matrix", metavar="PATH",
-                        help="matrix file (default: matrix.yml here or in the nearest parent)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _add_matrix_commands(sub)
-    _add_run_command(sub)
-    _add_report_commands(sub)
-    _add_job_command(sub)
-    _add_tool_commands(sub)
-    from pipeline.buildbot.control import add_parsers as add_buildbot_parsers
-
-    add_buildbot_parsers(sub)  # `master` and `hook` (Buildbot)
-    from pipeline.buildbot.worker import add_parsers as add_worker_parsers
-
-    add_worker_parsers(sub)  # `worker` (a Buildbot worker for a remote master)
-    from pipeline.adopt.commands import add_parsers as add_adopt_parsers
-
-    add_adopt_parsers(sub)  # `init` and `doctor` (a new project, the host)
-    return parser
-
-
-def _add_matrix_commands(sub: Subparsers) -> None:
-    """validate, list, schema, lock: the matrix itself."""
-    sub.add_parser("validate", help="check matrix.yml and print warnings")
-    p = sub.add_parser("list", help="list the expanded jobs")
-    _add_filters(p)
-    _add_changed_since(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    sub.add_parser("schema", help="print the JSON Schema of matrix.yml")
-    p = sub.add_parser("lock", help="resolve kernels to exact Debian ABIs into matrix.lock")
-    p.add_argument("--update", action="store_true", help="re-resolve every kernel")
-    p.add_argument("--check", action="store_true", help="only report the kernels whose suite "
-                   "no longer offers their locked packages (exit 1 if any)")
-
-
-def _add_run_command(sub: Subparsers) -> None:
-    """run: the matrix, or a filtered part of it."""
-    p = sub.add_parser("run", help="run the matrix (or a filtered part) locally")
-    _add_filters(p)
-    _add_changed_since(p)
-    p.add_argument("--no-cache", action="store_true",
-                   help="run every job even if its result is cached (passed results are "
-                        "still stored)")
-    p.add_argument("-j", "--jobs", type=positive_int, default=None, metavar="N",
-                   help="jobs at once (default: number of CPUs)")
-    p.add_argument("--fail-fast", action="store_true", help="cancel the rest at the first failure")
-    p.add_argument("--reports", metavar="DIR", help="reports directory (default: ./reports "
-                   "next to matrix.yml)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--baseline", metavar="RUN", help="compare with this run (id or directory) "
-                   "instead of the previous run of the same matrix")
-    p.add_argument("-v", "--verbose", action="store_true", help="stream job output")
-
-
-def _add_report_commands(sub: Subparsers) -> None:
-    """runs, report: past runs."""
-    p = sub.add_parser("runs", help="list past runs in reports/")
-    p.add_argument("--reports", metavar="DIR", help="reports directory")
-    p.add_argument("--json", action="store_true")
-    p = sub.add_parser("report", help="reprint a run's summary and rewrite its index.html")
-    p.add_argument("run", nargs="?", default="latest", help="run id or directory (default: "
-                   "latest)")
-    p.add_argument("--reports", metavar="DIR", help="reports directory")
-    p.add_argument("--baseline", metavar="RUN", help="compare with this run")
-    p.add_argument("--open", action="store_true", help="open index.html in a browser")
-    p.add_argument("--json", action="store_true", help="print summary.json")
-
-
-def _add_job_command(sub: Subparsers) -> None:
-    """job: exactly one job, as a Buildbot step runs it."""
-    p = sub.add_parser("job", help="run exactly one job (no needs), as a Buildbot step does")
-    p.add_argument("job_id", metavar="JOB_ID", help="an id from `pipeline list`")
-    p.add_argument("--dir", required=True, metavar="DIR",
-                   help="results go to DIR/<job id>/ (log.txt, junit.xml, artifacts/, ...)")
-    p.add_argument("--needs-dir", metavar="DIR",
-                   help="where the needs' results are (default: --dir)")
-    p.add_argument("--no-cache", action="store_true",
-                   help="run the job even if its result is cached")
-    p.add_argument("--print-key", action="store_true",
-                   help="print the job's result-cache key and exit (nothing while its "
-                        "image is not built yet); Buildbot asks the master's store with it")
-    p.add_argument("-v", "--verbose", action="store_true", help="stream job output")
-
-
-def _add_tool_commands(sub: Subparsers) -> None:
-    """cache, images, convert."""
-    p = sub.add_parser("cache", help="the result cache: show its size, prune it, clear it")
-    p.add_argument("action", choices=["info", "prune", "clear"])
-    p.add_argument("--json", action="store_true")
-    p = sub.add_parser("images", help="build or list toolchain images")
-    p.add_argument("action", choices=["build", "list"])
-    _add_filters(p)
-    p = sub.add_parser("convert", help="convert test output to JUnit XML")
-    p.add_argument("format", choices=["ktap", "libtest"])
-    p.add_argument("log", help="log file ('-' for stdin)")
-    p.add_argument("-o", "--output", metavar="FILE", help="write JUnit here (default: stdout)")
-    p.add_argument("--name", default=None, help="test suite name")
 
 
 def _filters(args: argparse.Namespace) -> Any:
@@ -245,6 +109,11 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.run.prefetch import vm_identity
+
+    matrix, jobs, selection, changed = _selected(args)
+    # what VM jobs run on (their keys: QEMU's --version) found while this one goes on
+    identity = vm_identity(selection.jobs)
     from rich.console import Console
 
     from pipeline.report.progress import printer
@@ -252,7 +121,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.run.context import check_still_offered, locked_kernels
     from pipeline.run.executor import docker_client
 
-    matrix, jobs, selection, changed = _selected(args)
     console = Console(stderr=args.json)
     if not selection.jobs:
         show_nothing_to_run(printer(console), changed, args.changed_since, args.json)
@@ -264,13 +132,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.baseline:  # a wrong --baseline is exit 2 before the run, not after it
         resolve_run(reports, args.baseline)
     client = docker_client()  # an unreachable engine is exit 2 before a run directory exists
-    check_still_offered(matrix, selection.jobs, client, lambda m: _note(f"warning: {m}"))
-    return _run(args, console, matrix, jobs, selection.jobs, reports, client)
+    images = check_still_offered(matrix, selection.jobs, client,
+                                 lambda m: _note(f"warning: {m}"))
+    return _run(args, console, matrix, jobs, selection.jobs, reports, client,
+                (images, identity))
 
 
 def _run(args: argparse.Namespace, console: Any, matrix: Any, all_jobs: list[Any],
-         jobs: list[Any], reports: Path, client: Any) -> int:
+         jobs: list[Any], reports: Path, client: Any, started_work: tuple[Any, Any]) -> int:
     """Run `jobs` into a new run directory, write its report, show the outcome."""
+    from datetime import UTC, datetime
+
     from pipeline.report.progress import Progress, printer
     from pipeline.report.run_output import show_run, write_run_report
     from pipeline.report.summary import new_run_dir
@@ -281,8 +153,10 @@ def _run(args: argparse.Namespace, console: Any, matrix: Any, all_jobs: list[Any
     say = printer(console)
     run_id, run_dir = new_run_dir(reports)
     started = datetime.now(UTC)
+    images, identity = started_work
     ctx = build_context(matrix, jobs, run_id, run_dir, say, args.verbose, all_jobs=all_jobs,
-                        read_cache=not args.no_cache, client=client, offered_checked=True)
+                        read_cache=not args.no_cache, client=client, checked=images,
+                        vm_runtime=identity)
     progress = Progress(console, jobs, live=console.is_terminal and not args.verbose
                         and not args.json)
     scheduler = Scheduler(lambda job: run_job(ctx, job), args.jobs or default_parallelism(),
@@ -409,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     if any("\0" in arg for arg in raw):  # only in-process callers can pass one
         print("pipeline: error: an argument contains a NUL byte", file=sys.stderr)
         return EXIT_USAGE
-    args = build_parser().parse_args(argv)
+    args = build_parser(others=named_command(raw) not in COMMANDS).parse_args(argv)
     try:
         return handler(args.command)(args)
     except InputError as exc:
@@ -430,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _internal_error(exc: Exception) -> int:
     """Save the traceback in the cache directory and name it in one line."""
+    import traceback
+
     details = traceback.format_exc()
     try:
         path: Path | str = cache_dir() / "last-internal-error.txt"
