@@ -33,7 +33,8 @@ PROJECT_PARTS = ("matrix.yml", "matrix.lock", "kernel", "userspace")
 IGNORE = shutil.ignore_patterns("target", "*.o", "*.ko", "*.mod*", ".*.cmd", "Module.symvers",
                                 "modules.order")
 JOB_A = "kmod-build/6.1"
-ALL = "abcdefhj"
+ALL = "abcdefghj"
+VM_GOAL_S = 3.0  # (d): boot + tests per kernel (the host's architecture), TCG
 TABLE_START, TABLE_END = "<!-- bench:table -->", "<!-- /bench:table -->"
 
 
@@ -117,7 +118,7 @@ def bench_a(project: Project, runs: int, tmp: Path) -> dict[str, Any]:
     ratio = median(pipeline_s) / median(raw_s)
     per_round = [p / r for p, r in zip(pipeline_s, raw_s, strict=True)]
     return {"title": f"`pipeline run --job {JOB_A} --no-cache` / raw `docker run`",
-            "value": ratio, "unit": "x", "goal": "<= 1.15", "met": ratio <= 1.15,
+            "value": ratio, "unit": "x", "goal": "<= 1.05", "met": ratio <= 1.05,
             "detail": f"medians of {runs} alternating: pipeline {median(pipeline_s):.2f} s "
                       f"(job itself {median(job_s):.2f} s), docker run {median(raw_s):.2f} s; "
                       f"median of per-round ratios {median(per_round):.2f}, fastest/fastest "
@@ -157,13 +158,13 @@ def bench_b(project: Project, warm_wall: float, runs: int, parallel: int) -> dic
         statuses = summary.get("jobs", {})
     cached = median(walls)
     ratio = cached / warm_wall
-    return {"title": "whole matrix re-run, nothing changed (all cached) / first warm run",
-            "value": ratio * 100, "unit": "%", "goal": "<= 2 % and < 3 s",
-            "met": ratio <= 0.02 and cached < 3,
-            "detail": f"cached re-run {cached:.2f} s (median of {runs}; jobs: "
-                      f"{', '.join(f'{n} {s}' for s, n in statuses.items())}), "
-                      f"first warm run {warm_wall:.1f} s",
-            "cached_s": walls, "warm_s": warm_wall}
+    return {"title": "whole matrix re-run, nothing changed (all cached): wall time",
+            "value": cached, "unit": "s", "goal": "<= 0.3 s", "met": cached <= 0.3,
+            "detail": f"median of {runs} re-runs (jobs: "
+                      f"{', '.join(f'{n} {s}' for s, n in statuses.items())}; fastest "
+                      f"{min(walls):.2f} s); {ratio:.2%} of the first warm run "
+                      f"({warm_wall:.1f} s)",
+            "cached_s": walls, "warm_s": warm_wall, "ratio": ratio}
 
 
 def bench_c(warm_wall: float, summary: dict[str, Any], parallel: int) -> dict[str, Any]:
@@ -180,31 +181,55 @@ def bench_c(warm_wall: float, summary: dict[str, Any], parallel: int) -> dict[st
 
 def bench_d(project: Project) -> dict[str, Any]:
     """Per-kernel VM boot and test times: medians from bench/results-vm.json when present
-    (bench/vm_boot.py), else the vm-test jobs of the first warm run (metadata.json `vm`)."""
+    (bench/vm_boot.py), else the vm-test jobs of the first warm run (metadata.json `vm`).
+    The figure is the slowest amd64 kernel's boot + tests; the goal is VM_GOAL_S for each
+    (a cell of another architecture, 6.12/arm64, is shown without a goal)."""
     warm: dict[str, dict[str, Any]] = {}
-    for meta_path in sorted((project.root / "reports" / "latest").glob("vm-test/*/metadata.json")):
+    for meta_path in sorted((project.root / "reports" / "latest").glob("vm-test/**/metadata.json")):
         meta = json.loads(meta_path.read_text())
         vm = meta.get("vm") or {}
-        warm[meta["axes"].get("kernel", meta["job"])] = {
+        warm[meta["job"].split("/", 1)[-1]] = {
             "boot": vm.get("boot_seconds"), "test": vm.get("test_seconds"),
-            "accel": vm.get("accel"), "job": meta.get("seconds")}
+            "accel": vm.get("accel"), "job": meta.get("seconds"),
+            "arch": meta["axes"].get("arch", "amd64")}
     external: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
         external = json.loads((BENCH / "results-vm.json").read_text())
     if external.get("kernels"):
         shown = {k: {"boot": v["boot"]["median"], "test": v["test"]["median"],
-                     "accel": v.get("accel")}
-                 for k, v in external["kernels"].items() if "boot" in v and "test" in v}
+                     "total": (v.get("total") or {}).get("median"),
+                     "accel": v.get("accel"), "arch": v.get("arch", "amd64")}
+                 for k, v in external["kernels"].items()
+                 if v.get("boot", {}).get("median") is not None}
         source = (f"bench/results-vm.json ({external.get('generated')}, medians of "
-                  f"{external.get('runs')})")
+                  f"{external.get('runs')}, load {(external.get('load_avg') or ['?'])[0]})")
     else:
         shown = {k: v for k, v in warm.items() if v["boot"] is not None}
         source = "vm-test jobs of the first warm run (metadata.json `vm`)"
-    detail = ", ".join(f"{k}: boot {v['boot']:.2f} s + tests {v['test']:.2f} s ({v['accel']})"
+    totals = {k: v.get("total") or v["boot"] + v["test"]  # the median of the totals
+              for k, v in shown.items() if v["arch"] == "amd64"}
+    worst = max(totals.values()) if totals else None
+    detail = ", ".join(f"{k}: boot {v['boot']:.2f} s + tests {v['test']:.2f} s ({v['accel']}"
+                       f"{'' if v['arch'] == 'amd64' else ', no goal'})"
                        for k, v in shown.items())
-    return {"title": "VM tests per kernel: boot and test times", "value": None, "unit": "",
-            "goal": "-", "met": None, "detail": f"{detail or 'no results'}; from {source}",
+    return {"title": "VM tests per kernel, boot + tests under TCG: the slowest kernel",
+            "value": worst, "unit": "s", "goal": f"<= {VM_GOAL_S:g} s per kernel",
+            "met": None if worst is None else worst <= VM_GOAL_S,
+            "detail": f"{detail or 'no results'}; from {source}",
             "source": source, "per_kernel": shown, "warm_run": warm, "results_vm": external}
+
+
+def bench_g(runs: int) -> dict[str, Any]:
+    """kmatrix's vm-test job beside virtme-ng on the same kernel, module and KTAP script
+    (bench/virtme.py: its own venv, the kernel's whole image package)."""
+    from bench.virtme import measure
+
+    log("(g) kmatrix vs virtme-ng (6.1, TCG)")
+    try:
+        return measure("6.1", runs)
+    except (OSError, subprocess.CalledProcessError, SystemExit) as exc:
+        return {"title": "kmatrix VM test / virtme-ng", "value": None, "unit": "x",
+                "goal": "<= 0.5", "met": None, "detail": f"not measured: {exc}"}
 
 
 def bench_e(runs: int) -> dict[str, Any]:
@@ -367,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
             from bench.buildbot_workers import bench_h
 
             results["h"] = bench_h(tmp, args.runs_h, log)
+        if "g" in only:
+            results["g"] = bench_g(args.runs)
         if "j" in only:
             results["j"] = bench_j(args.runs)
     env = environment()

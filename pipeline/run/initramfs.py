@@ -176,7 +176,11 @@ def build_initramfs(
     *,
     init_template: Path | None = None,
 ) -> Path:
-    """Write `workdir/initramfs.cpio.gz` (newc, gzip); same inputs give the same bytes."""
+    """Write `workdir/initramfs.cpio.gz` (newc, gzip); same inputs give the same bytes.
+
+    gzip -1: 0.06 s here instead of -6's 0.18 s for the vm-test job's 4.8 MB, 7 % larger,
+    and the guest unpacks it as fast (6.1 to the init: 1.58 s against 1.56 s, medians of 9;
+    an uncompressed archive boots 0.3 s slower)."""
     entries = initramfs_entries(spec, busybox, init_template)
     archive = _Cpio()
     for directory in _parent_dirs(list(entries)):
@@ -187,5 +191,5 @@ def build_initramfs(
         archive.add(name, mode, data)
     workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / "initramfs.cpio.gz"
-    out.write_bytes(gzip.compress(archive.finish(), compresslevel=6, mtime=0))
+    out.write_bytes(gzip.compress(archive.finish(), compresslevel=1, mtime=0))
     return out

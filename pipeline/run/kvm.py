@@ -21,7 +21,7 @@ from pathlib import Path
 
 QEMU = "qemu-system-x86_64"
 MACHINE = "q35"  # machine type of every VM run (vm.py uses it too)
-KVM_CPU = "host"  # CPU model under KVM; TCG uses "max"
+KVM_CPU = "host"  # CPU model under KVM; TCG uses vm.MACHINES["amd64"].tcg_cpu (qemu64)
 ACCEL_ENV = "KMATRIX_ACCEL"
 _PROBE_EXIT = (0x2A << 1) | 1
 # mov al, 0x2a ; out 0xf4, al ; hlt  -- at the reset vector (F000:FFF0).

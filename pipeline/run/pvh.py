@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import lzma
 import os
+import shutil
 import struct
+import subprocess
 import zlib
 from pathlib import Path
 
 XEN_ELFNOTE_PHYS32_ENTRY = 18
-_XZ_MAGIC, _GZ_MAGIC = b"\xfd7zXZ\x00", b"\x1f\x8b"
+_XZ_MAGIC, _GZ_MAGIC, _ZSTD_MAGIC = b"\xfd7zXZ\x00", b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
 
 
 def pvh_kernel(kernel: Path, cache_dir: Path) -> Path:
     """An ELF vmlinux with a PVH entry for `kernel`, else `kernel` itself.
 
     QEMU boots a PVH vmlinux directly, skipping the bzImage decompressor, which takes
-    ~2.4 s under TCG (Debian 6.1). The payload (xz or gzip) is decompressed on the host
+    ~2.4 s under TCG (Debian 6.1, xz; Debian 6.12 and 7.x use zstd: boot 2.4-2.7 s ->
+    1.8 s). The payload (xz, gzip, or zstd with the `zstd` tool) is decompressed on the host
     once and kept in `cache_dir` under a name derived from the kernel's name, size and mtime.
     """
     st = kernel.stat()
@@ -50,7 +53,27 @@ def _bzimage_payload(image: bytes) -> bytes | None:
             return zlib.decompressobj(wbits=31).decompress(payload)
     except (lzma.LZMAError, zlib.error):
         return None
-    return None  # zstd, lz4, ...: boot the bzImage as it is
+    if payload.startswith(_ZSTD_MAGIC):
+        return _unzstd(payload)
+    return None  # lz4, lzo, ...: boot the bzImage as it is
+
+
+def _unzstd(payload: bytes) -> bytes | None:
+    """A zstd payload (Debian >= 6.12) through the `zstd` tool; None without it.
+
+    The kernel's build appends the decompressed size (4 bytes) to the frame, which the tool
+    would reject as a second, unknown frame: it is left out and checked instead.
+    """
+    tool = shutil.which("zstd")
+    if tool is None or len(payload) < 8:
+        return None
+    try:
+        proc = subprocess.run([tool, "-dcq"], input=payload[:-4], capture_output=True,
+                              check=False, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    size = int.from_bytes(payload[-4:], "little")
+    return proc.stdout if proc.returncode == 0 and len(proc.stdout) == size else None
 
 
 def _has_pvh_note(elf: bytes) -> bool:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import lzma
 import os
 import re
+import shutil
+import struct
 import subprocess
 import tomllib
 from pathlib import Path
@@ -65,7 +68,7 @@ def test_qemu_command_tcg(tmp_path: Path) -> None:
     cmd = vm.qemu_command(spec, tmp_path / "i.cpio.gz", "tcg")
     assert cmd[0] == "qemu-system-x86_64"
     joined = " ".join(cmd)
-    for part in ("-accel tcg", "-cpu max", "-smp 1", "-m 256", "-no-reboot", "-nodefaults"):
+    for part in ("-accel tcg", "-cpu qemu64", "-smp 1", "-m 256", "-no-reboot", "-nodefaults"):
         assert part in joined
     assert cmd[cmd.index("-kernel") + 1] == str(spec.kernel)
     assert cmd[cmd.index("-initrd") + 1] == str(tmp_path / "i.cpio.gz")
@@ -89,6 +92,10 @@ def test_kernel_cmdline_disables_user_aslr(tmp_path: Path) -> None:
     line = vm.kernel_cmdline(_spec(tmp_path, append="x=1"))
     assert line.split()[-1] == "x=1"
     assert {"norandmaps", "nokaslr", "quiet", "panic=-1"} <= set(line.split())
+    # measured boot options (bench/README.md "VM boot"); tsc= only where there is a TSC
+    assert {"cryptomgr.notests", "tsc=reliable"} <= set(line.split())
+    arm = vm.kernel_cmdline(vm.VmSpec(kernel=tmp_path / "Image", arch="arm64"))
+    assert "cryptomgr.notests" in arm.split() and "tsc=reliable" not in arm
 
 
 # ----------------------------------------------------------------- init template
@@ -206,6 +213,58 @@ def test_pvh_kernel_leaves_unknown_images_alone(tmp_path: Path) -> None:
     junk.write_bytes(b"\0" * 4096)
     assert vm.pvh_kernel(junk, tmp_path / "cache") == junk
     assert not (tmp_path / "cache").exists()
+
+
+def _pvh_elf() -> bytes:
+    """A minimal ELF64 whose one PT_NOTE holds Xen's PVH entry note (type 18)."""
+    note = struct.pack("<III", 4, 4, 18) + b"Xen\0" + struct.pack("<I", 0x1000000)
+    phoff, note_off = 64, 64 + 56
+    header = bytearray(64)
+    header[:6] = b"\x7fELF\x02\x01"
+    header[0x20:0x28] = phoff.to_bytes(8, "little")
+    header[0x36:0x3A] = struct.pack("<HH", 56, 1)
+    phdr = struct.pack("<IIQQQQQQ", 4, 0, note_off, 0, 0, len(note), len(note), 4)
+    return bytes(header) + phdr + note
+
+
+def _bzimage(payload: bytes) -> bytes:
+    """A bzImage shell: 4 setup sectors + boot sector, then `payload` at offset 0."""
+    image = bytearray(5 * 512)
+    image[0x1F1] = 4
+    image[0x202:0x206] = b"HdrS"
+    image[0x248:0x24C] = (0).to_bytes(4, "little")
+    image[0x24C:0x250] = len(payload).to_bytes(4, "little")
+    return bytes(image) + payload
+
+
+@pytest.mark.parametrize("codec", ["xz", "gzip", "zstd"])
+def test_pvh_kernel_unpacks_the_payload(tmp_path: Path, codec: str) -> None:
+    elf = _pvh_elf()
+    if codec == "xz":
+        payload = lzma.compress(elf, format=lzma.FORMAT_XZ)
+    elif codec == "gzip":
+        payload = gzip.compress(elf)
+    else:
+        if shutil.which("zstd") is None:
+            pytest.skip("zstd not installed")
+        frame = subprocess.run(["zstd", "-q", "-c"], input=elf, capture_output=True,
+                               check=True).stdout
+        payload = frame + len(elf).to_bytes(4, "little")  # the kernel build's size_append
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(_bzimage(payload))
+    pvh = vm.pvh_kernel(kernel, tmp_path / "cache")
+    assert pvh != kernel and pvh.read_bytes() == elf
+    assert vm.pvh_kernel(kernel, tmp_path / "cache") == pvh  # cached
+
+
+def test_pvh_kernel_without_the_zstd_tool_boots_the_bzimage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payload = b"\x28\xb5\x2f\xfd" + b"\0" * 60
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(_bzimage(payload))
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert vm.pvh_kernel(kernel, tmp_path / "cache") == kernel
 
 
 # ----------------------------------------------------------------- console parsing
@@ -347,6 +406,23 @@ def _watch(lines: list[tuple[float, str]]) -> vm._Watch:
     for t, line in lines:
         w.feed(t, line)
     return w
+
+
+def test_kernel_message_glued_to_a_marker_is_split_off() -> None:
+    """The serial console as seen when a printk cut in before a marker's line end."""
+    w = vm._Watch(t0=0.0)
+    for t, raw in enumerate([
+        b"KMATRIX-START[    2.144290] tsc: Refined TSC clocksource calibration: 2596 MHz\r",
+        b"[    2.145557] clocksource: Switched to clocksource tsc\r", b"\r", b"ok 1 a\r",
+        b"KMATRIX-EXIT: 0[    3.000001] vexfs: unloaded\r", b"\r",
+    ]):
+        vm._feed(w, float(t), raw)
+    assert (w.start_t, w.exit_t, w.exit_code) == (0.0, 4.0, 0)
+    assert "[    2.144290] tsc: Refined TSC clocksource calibration: 2596 MHz" in [
+        line for _, line in w.lines]
+    assert vm.extract_ktap([line for _, line in w.lines]) == "\nok 1 a\n"
+    # a command's line that merely contains a timestamp stays whole
+    assert vm._unglue("# dmesg: [    1.000000] vexfs: hi") == ["# dmesg: [    1.000000] vexfs: hi"]
 
 
 def test_verdicts() -> None:
