@@ -11,6 +11,7 @@ APT_PACKAGES=(
   gpgv debian-archive-keyring  # verify the signed InRelease of kernel suites (pipeline lock)
   qemu-system-x86 busybox-static cpio zstd xz-utils  # VM tests
   qemu-system-arm              # arm64 VM tests (qemu-system-aarch64; arm64 busybox: matrix.lock)
+  kmod                         # depmod for virtme-ng in make bench (g)
   python3-venv git ca-certificates
 )
 TEST_PACKAGES=(                # only what `make test` needs (scripts/setup.sh --test)
