@@ -137,7 +137,9 @@ def full_matrix(project: Project, tmp: Path, parallel: int) -> tuple[float, dict
     """Warm-up run (own throwaway result cache), then the first warm run into a fresh one;
     the summary gets the machine's CPU utilisation during that run."""
     log("(b, c) full matrix: warm-up run (build caches, not timed)")
-    project.pipeline("run", "--no-cache", "-j", str(parallel), results=tmp / "warmup-results")
+    # its report goes elsewhere: the timed run must not judge its bench jobs against it
+    project.pipeline("run", "--no-cache", "-j", str(parallel), "--reports",
+                     str(tmp / "warmup-reports"), results=tmp / "warmup-results")
     log("(b, c) full matrix: first warm run (timed, fills an empty result cache)")
     project.env["KMATRIX_RESULT_CACHE_DIR"] = str(tmp / "results-matrix")  # not (a)'s
     busy0, total0 = cpu_ticks()
