@@ -1,10 +1,11 @@
 """Toolchain images: render images/*.j2, tag by content hash, build without a registry.
 
 Two bases are supported (`defaults.image-base` in matrix.yml, or KMATRIX_IMAGE_BASE):
-- ``mmdebstrap`` (default): a Debian rootfs tarball is bootstrapped with mmdebstrap,
-  imported with ``docker import`` as ``kmatrix/rootfs:<hash>``, and the flavour's
-  Dockerfile builds on it. No registry is touched. A shared apt archive cache makes
-  several images download each .deb once.
+- ``mmdebstrap`` (default): mmdebstrap bootstraps a Debian rootfs, the flavour's Dockerfile
+  is carried out in it (RUN steps in the chroot) and the tarball is imported with
+  ``docker import`` and the Dockerfile's settings (pipeline.debian.bootstrap). No registry
+  and no ``docker build``. A shared apt archive cache makes several images download each
+  .deb once.
 - ``registry``: the Dockerfile starts ``FROM debian:<suite>`` and installs with apt.
 """
 
@@ -14,8 +15,7 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
-import subprocess
+import re
 import tempfile
 import threading
 import time
@@ -28,7 +28,8 @@ from typing import Any
 import jinja2
 import yaml
 
-from pipeline.debian.archive import is_snapshot, snapshot_mirror
+from pipeline.debian.archive import snapshot_mirror
+from pipeline.debian.bootstrap import bootstrap_image, mmdebstrap_command  # noqa: F401 (API)
 from pipeline.debian.lock import LockedKernel
 from pipeline.errors import EnvironmentProblem, ImageBuildError, InputError
 from pipeline.paths import cache_dir, template_cache
@@ -36,6 +37,8 @@ from pipeline.paths import cache_dir, template_cache
 IMAGE_FORMAT_VERSION = "1"  # bump to force every image to rebuild
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 LOG_TAIL_LINES = 30
+NAMESPACE_VAR = "KMATRIX_IMAGE_NAMESPACE"
+DEFAULT_BUILD_MINUTES = 3
 # libyaml's safe loader when PyYAML has it: the same data in a tenth of the time
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -155,6 +158,16 @@ class ImageCatalog:
         """Whether the flavour is built once per kernel."""
         return self.spec.get(name, {}).get("per") == "kernel"
 
+    def build_minutes(self, name: str) -> float:
+        """The flavour's `build-minutes`: about how long building its image takes on a
+        2-core machine (default 3); a run starts the jobs behind the slowest missing images
+        first (pipeline.plan.order)."""
+        value = self.spec.get(name, {}).get("build-minutes", DEFAULT_BUILD_MINUTES)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise InputError(f"images/flavours.yml: flavour {name!r}: build-minutes is "
+                             f"{value!r}", hint="a number of minutes, e.g. `build-minutes: 3`")
+        return float(value)
+
     def render(self, name: str, kernel: LockedKernel | None, base: ImageBase) -> Flavour:
         """Render one flavour's strings with the kernel's lock entry."""
         if name not in self.spec:
@@ -213,9 +226,20 @@ class ImageCatalog:
             raise InputError(f"images/Dockerfile.j2: {exc}") from None
 
 
+def namespace() -> str:
+    """The first part of every image name kmatrix makes: $KMATRIX_IMAGE_NAMESPACE, else
+    `kmatrix`. Another namespace is a separate set of images in the same engine (bench (i)
+    builds a fresh machine's images there without touching the user's)."""
+    value = os.environ.get(NAMESPACE_VAR, "kmatrix")
+    if not re.fullmatch(r"[a-z0-9]+(?:[._-][a-z0-9]+)*", value):
+        raise InputError(f"{NAMESPACE_VAR}={value!r} is not a Docker repository name part",
+                         hint="use lower-case letters and digits, separated by . _ or -")
+    return value
+
+
 def rootfs_tag(flavour: Flavour) -> str:
     """Docker tag of the imported rootfs for a flavour."""
-    return f"kmatrix/rootfs:{_hash(flavour.rootfs_recipe())[:16]}"
+    return f"{namespace()}/rootfs:{_hash(flavour.rootfs_recipe())[:16]}"
 
 
 def image_tag(flavour: Flavour, dockerfile: str, kernel: LockedKernel | None) -> str:
@@ -223,48 +247,8 @@ def image_tag(flavour: Flavour, dockerfile: str, kernel: LockedKernel | None) ->
     digest = _hash({"flavour": flavour.hashed(), "dockerfile": dockerfile})[:16]
     suffix = (f"-{kernel.version}" + ("" if kernel.arch == "amd64" else f"-{kernel.arch}")
               if kernel else "")
-    repo = f"kmatrix/{flavour.name}{suffix}"
+    repo = f"{namespace()}/{flavour.name}{suffix}"
     return f"{repo.lower()}:{digest}"
-
-
-SYNC_OUT = (
-    # copy new .debs into the shared cache atomically (tmp + mv) under a lock, so parallel
-    # bootstraps can read the cache while another one adds to it
-    'flock {cache}/.lock sh -c \'for f in "$1"/var/cache/apt/archives/*.deb; do '
-    'b=$(basename "$f"); [ -e "{cache}/$b" ] || '
-    '{{ cp "$f" "{cache}/.$b.tmp" && mv "{cache}/.$b.tmp" "{cache}/$b"; }}; done\' sh "$1"'
-)
-
-
-EXTRACT = ('chroot "$1" sh -ec \'cd /tmp; apt-get download -o APT::Sandbox::User=root '
-           '{packages}; for deb in ./*.deb; do dpkg-deb -x "$deb" /; done; rm -f ./*.deb\'')
-
-
-def mmdebstrap_command(flavour: Flavour, target: Path, apt_cache: Path) -> list[str]:
-    """The mmdebstrap command line that writes the flavour's rootfs tarball."""
-    cmd = [
-        "mmdebstrap",
-        "--variant=apt",
-        "--mode=root" if os.geteuid() == 0 else "--mode=unshare",
-        f"--include={','.join(flavour.packages)}",
-        "--skip=essential/unlink",
-        "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/",
-        f"--setup-hook=sync-in {apt_cache} /var/cache/apt/archives/",
-        "--customize-hook=" + SYNC_OUT.format(cache=apt_cache),
-        "--aptopt=Acquire::Retries \"3\"",
-    ]
-    if flavour.architectures:
-        cmd.append(f"--architectures={','.join(('amd64', *flavour.architectures))}")
-    if flavour.extract:  # unpacked, not installed: their dependencies are not wanted
-        cmd.append("--customize-hook=" + EXTRACT.format(packages=" ".join(flavour.extract)))
-    if flavour.keyring:
-        cmd.append(f"--keyring={flavour.keyring}")
-    if is_snapshot(flavour.mirror):  # a snapshot's indexes outlive their Valid-Until
-        cmd.append('--aptopt=Acquire::Check-Valid-Until "false"')
-    components = " ".join(flavour.components)
-    cmd += [flavour.suite, str(target)]
-    cmd += [f"deb {flavour.mirror} {suite} {components}" for suite in flavour.sources]
-    return cmd
 
 
 @contextmanager
@@ -356,9 +340,14 @@ class ImageBuilder:
                                     time.monotonic() - started)
                 try:
                     if self.base.mode == "mmdebstrap":
-                        self._ensure_rootfs(flavour)
-                    self.log(f"building image {tag}")
-                    image_id = self._docker_build(dockerfile, tag)
+                        bootstrap_image(flavour, dockerfile, tag, self.client, self.cache,
+                                        self.log)
+                        image_id = self._exists(tag)
+                        if not image_id:
+                            raise ImageBuildError(f"docker import of {tag} produced no image")
+                    else:
+                        self.log(f"building image {tag}")
+                        image_id = self._docker_build(dockerfile, tag)
                 except ImageBuildError as exc:
                     self._failed[tag] = exc
                     raise
@@ -367,46 +356,6 @@ class ImageBuilder:
     def failed(self, tag: str) -> bool:
         """Whether building `tag` failed earlier in this run."""
         return tag in self._failed
-
-    def _ensure_rootfs(self, flavour: Flavour) -> None:
-        tag = rootfs_tag(flavour)
-        with self._thread_lock(tag), _file_lock(self.cache / "locks" / _safe(tag)):
-            if self._exists(tag):
-                return
-            if not shutil.which("mmdebstrap"):
-                raise EnvironmentProblem(
-                    "mmdebstrap is not installed (needed to build images without a registry)",
-                    hint="run `make setup` (apt-get install mmdebstrap), "
-                    "or set KMATRIX_IMAGE_BASE=registry on a machine with a registry",
-                )
-            apt_cache = self.cache / "apt-archives"
-            apt_cache.mkdir(parents=True, exist_ok=True)
-            work = Path(tempfile.mkdtemp(prefix="rootfs-", dir=self.cache))
-            try:
-                tarball = work / "rootfs.tar"
-                cmd = mmdebstrap_command(flavour, tarball, apt_cache)
-                self.log(f"bootstrapping rootfs {tag} ({flavour.suite}: "
-                         f"{' '.join(flavour.packages)})")
-                proc = subprocess.run(
-                    cmd, capture_output=True, text=True, check=False,
-                    env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"},
-                )
-                (self.cache / "logs").mkdir(exist_ok=True)
-                log_path = self.cache / "logs" / f"{_safe(tag)}.mmdebstrap.log"
-                log_path.write_text(proc.stdout + proc.stderr)
-                if proc.returncode != 0:
-                    raise ImageBuildError(
-                        f"mmdebstrap failed for image flavour {flavour.name!r} "
-                        f"(suite {flavour.suite}, exit {proc.returncode}); last lines:\n"
-                        f"{_tail(proc.stderr or proc.stdout)}",
-                        hint=f"full log: {log_path}",
-                    )
-                repo, _, version = tag.partition(":")
-                self.client.api.import_image_from_file(
-                    str(tarball), repository=repo, tag=version
-                )
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
 
     def _docker_build(self, dockerfile: str, tag: str) -> str:
         import docker.errors

@@ -187,10 +187,11 @@ def test_image_that_fails_to_build_is_the_jobs_error_with_the_log_tail(
     results = {r["id"]: r for r in _summary(latest)["results"]}
     assert {r["status"] for r in results.values()} == {"error"}
     for job in ("first/6.1", "second/6.1"):
-        assert results[job]["message"].startswith("image 'kbuild' failed to build: docker build"
-                                                  " of kmatrix/kbuild-6.1:")
+        message = results[job]["message"]
+        assert message.startswith("image 'kbuild' failed to build: the RUN at Dockerfile line ")
+        assert " exited 3 while bootstrapping kmatrix/kbuild-6.1:" in message
         problem = _problem(_cases(latest / "junit.xml")[f"{job}::image"])
-        assert "returned a non-zero code: 3" in problem.message
+        assert " exited 3 while bootstrapping" in problem.message
         assert "deliberately broken image step" in problem.text  # the build log's tail
         log = (latest / job / "log.txt").read_text()
         assert "deliberately broken image step" in log
@@ -198,13 +199,14 @@ def test_image_that_fails_to_build_is_the_jobs_error_with_the_log_tail(
     # the terminal shows the tail once (the second job is not rebuilt, not re-reported)
     assert out.count("pipeline: error: image 'kbuild' failed to build") == 1, out
     assert "deliberately broken image step" in out
-    assert out.count("building image kmatrix/kbuild-6.1:") == 1, out
+    assert out.count("bootstrapping image kmatrix/kbuild-6.1:") == 1, out
     assert "never-runs" not in out
 
     images = run_cli("images", "build", cwd=project_copy, timeout=900)
     _no_traceback(images)
     assert images.returncode == 2, images.stdout + images.stderr
-    assert "pipeline: error: docker build of kmatrix/kbuild-6.1:" in images.stderr
+    assert "pipeline: error: the RUN at Dockerfile line " in images.stderr
+    assert " exited 3 while bootstrapping kmatrix/kbuild-6.1:" in images.stderr
     assert "deliberately broken image step" in images.stderr
 
 

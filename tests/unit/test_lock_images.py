@@ -115,12 +115,34 @@ def test_image_tags_follow_content(tmp_path: Path) -> None:
     assert "apt-get install -y --no-install-recommends gcc make" in registry
 
 
+def test_image_namespace_is_a_separate_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    """KMATRIX_IMAGE_NAMESPACE renames every image (bench (i) builds a fresh machine's
+    images there); a name Docker would refuse is an InputError before any build."""
+    locked = resolve_kernel(KernelSource("6.1", "bookworm", ("bookworm",)), [BOOKWORM])
+    base = ImageBase()
+    catalog = ImageCatalog(ROOT / "pipeline" / "images")
+    flavour = catalog.render("kbuild", locked, base)
+    usual = image_tag(flavour, catalog.dockerfile(flavour, base, rootfs_tag(flavour)), locked)
+    monkeypatch.setenv("KMATRIX_IMAGE_NAMESPACE", "kmatrix-bench-i")
+    assert rootfs_tag(flavour).startswith("kmatrix-bench-i/rootfs:")
+    dockerfile = catalog.dockerfile(flavour, base, rootfs_tag(flavour))
+    assert "FROM kmatrix-bench-i/rootfs:" in dockerfile
+    tag = image_tag(flavour, dockerfile, locked)
+    assert tag.startswith("kmatrix-bench-i/kbuild-6.1:")
+    assert tag.split(":")[1] != usual.split(":")[1]
+    monkeypatch.setenv("KMATRIX_IMAGE_NAMESPACE", "Bad/Name")
+    with pytest.raises(InputError, match="KMATRIX_IMAGE_NAMESPACE='Bad/Name' is not"):
+        rootfs_tag(flavour)
+
+
 def test_mmdebstrap_command_shares_the_apt_cache(tmp_path: Path) -> None:
     catalog = ImageCatalog(ROOT / "pipeline" / "images")
     flavour = catalog.render("rust", None, ImageBase())
     cmd = mmdebstrap_command(flavour, tmp_path / "r.tar", tmp_path / "apt")
     assert cmd[0] == "mmdebstrap" and "--variant=apt" in cmd
-    assert f"--setup-hook=sync-in {tmp_path / 'apt'} /var/cache/apt/archives/" in cmd
+    assert any(c.startswith("--setup-hook=cp -R") and str(tmp_path / "apt") in c
+               for c in cmd)
     assert cmd[-1] == "deb http://deb.debian.org/debian trixie main"
 
 
