@@ -146,7 +146,7 @@ def _run(args: argparse.Namespace, console: Any, matrix: Any, all_jobs: list[Any
     from pipeline.report.progress import Progress, printer
     from pipeline.report.run_output import show_run, write_run_report
     from pipeline.report.summary import new_run_dir
-    from pipeline.run.context import build_context, stop_on_signals
+    from pipeline.run.context import build_context, start_order, stop_on_signals
     from pipeline.run.runner import run_job
     from pipeline.run.scheduler import Scheduler, default_parallelism
 
@@ -165,7 +165,7 @@ def _run(args: argparse.Namespace, console: Any, matrix: Any, all_jobs: list[Any
                          scheduler.interrupted):
         say(f"run {run_id}: {len(jobs)} jobs, up to {scheduler.parallel} at once")
         with progress:
-            results = scheduler.run(jobs)
+            results = scheduler.run(start_order(ctx, jobs))
     summary, regressions, index = write_run_report(reports, run_dir, run_id, matrix.path,
                                                    jobs, results, started, args.baseline)
     show_run(summary, regressions, index, console, run_dir, args.json)

@@ -221,6 +221,24 @@ def build_context(matrix: Matrix, jobs: list[Job], run_id: str, run_dir: Path, s
     )
 
 
+def start_order(ctx: RunContext, jobs: list[Job]) -> list[Job]:
+    """`jobs` in the order to start them (pipeline.plan.order): a job costs 1 plus, when
+    its toolchain image is not in the engine yet, its flavour's build-minutes."""
+    from pipeline.plan.order import critical_path_first
+
+    catalog = ctx.images.catalog
+
+    def cost(job: Job) -> float:
+        if not job.spec.image or ctx.images.client is None:
+            return 1.0
+        kernel = ctx.kernels.get(job.kernel_key) if catalog.per_kernel(job.spec.image) else None
+        tag = ctx.images.plan(job.spec.image, kernel)[2]
+        return 1.0 + (0.0 if tag in ctx.images.seen or ctx.images.exists(tag)
+                      else catalog.build_minutes(job.spec.image))
+
+    return critical_path_first(jobs, cost)
+
+
 @contextmanager
 def stop_on_signals(ctx: RunContext, say: Say, what: str,
                     interrupted: threading.Event | None = None) -> Iterator[threading.Event]:
