@@ -80,6 +80,8 @@ def bench_i(tmp: Path, say: Callable[[str], None]) -> dict[str, Any]:
     namespace = f"kmatrix-fresh-{os.getpid()}"
     clone = tmp / "fresh"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, text=True,
+                            capture_output=True, check=True).stdout.strip()
     caches = {"KMATRIX_CACHE_DIR": tmp / "cache", "XDG_CACHE_HOME": tmp / "xdg",
               "PIP_CACHE_DIR": tmp / "pip"}
     env = {**os.environ, "KMATRIX_IMAGE_NAMESPACE": namespace,
@@ -105,6 +107,7 @@ def bench_i(tmp: Path, say: Callable[[str], None]) -> dict[str, Any]:
             "detail": (f"{wall / 60:.1f} min: setup (venv) {setup_s or 0:.0f} s, then the "
                        f"matrix {'green' if passed else f'NOT green (exit {code})'}{counts}; "
                        "timeline in results.json"),
+            "commit": commit, "dirty": False,  # a clone: only what HEAD holds
             "exit": code, "status": summary.get("status"), "timeline": timeline,
             "log_tail": None if passed else log_tail}
 

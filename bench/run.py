@@ -348,7 +348,21 @@ def environment() -> dict[str, Any]:
             "dirty": bool(out("git", "status", "--porcelain", "--untracked-files=no"))}
 
 
-def update_readme(text: str, env: dict[str, Any]) -> None:
+def stamp_line(rows: dict[str, dict[str, Any]], env: dict[str, Any]) -> str:
+    """When and on which commit the rows were measured, grouped (runs with --only merge
+    their rows into the earlier ones)."""
+    groups: dict[tuple[str, str, bool], list[str]] = {}
+    for name, row in rows.items():
+        key = (str(row.get("measured", "?"))[:16], str(row.get("commit", "?")),
+               bool(row.get("dirty", False)))
+        groups.setdefault(key, []).append(name)
+    parts = [f"({', '.join(names)}) {when} at commit {commit}"
+             f"{' with uncommitted changes' if dirty else ''}"
+             for (when, commit, dirty), names in sorted(groups.items())]
+    return f"_{'; '.join(parts)}; {env['cpus']} CPUs, Docker {env['docker']}_"
+
+
+def update_readme(text: str, env: dict[str, Any], rows: dict[str, dict[str, Any]]) -> None:
     readme = BENCH / "README.md"
     if not readme.is_file():
         return
@@ -357,8 +371,7 @@ def update_readme(text: str, env: dict[str, Any]) -> None:
         return
     head, rest = content.split(TABLE_START, 1)
     _, tail = rest.split(TABLE_END, 1)
-    stamp = (f"_{env['date']}, {env['cpus']} CPUs, Docker {env['docker']}, commit "
-             f"{env['commit']}{' (with uncommitted changes)' if env['dirty'] else ''}_")
+    stamp = stamp_line(rows, env)
     readme.write_text(f"{head}{TABLE_START}\n{stamp}\n\n{text}\n{TABLE_END}{tail}")
 
 
@@ -403,8 +416,10 @@ def main(argv: list[str] | None = None) -> int:
 
             results["i"] = bench_i(tmp, log)
     env = environment()
-    for row in results.values():
+    for row in results.values():  # (i) measures a clone of HEAD: it sets its own commit
         row["measured"] = env["date"]
+        row.setdefault("commit", env["commit"])
+        row.setdefault("dirty", env["dirty"])
     results = dict(sorted(results.items()))
     text = table(results)
     print(text)
@@ -414,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         merged = {**previous.get("benchmarks", {}), **results}
         path.write_text(json.dumps({**env, "benchmarks": dict(sorted(merged.items()))},
                                    indent=2) + "\n")
-        update_readme(table(dict(sorted(merged.items()))), env)
+        update_readme(table(dict(sorted(merged.items()))), env, merged)
         log(f"wrote {path}")
     return 0
 
