@@ -134,8 +134,14 @@ def mmdebstrap_command(flavour: Flavour, target: Path, apt_cache: Path,
     return cmd
 
 
-def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
+def tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines of a build's output, for an error message."""
     return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def safe_name(tag: str) -> str:
+    """An image tag as a file name (locks, logs)."""
+    return tag.replace("/", "_").replace(":", "_")
 
 
 def bootstrap_image(flavour: Flavour, dockerfile: str, tag: str, client: Any, cache: Path,
@@ -163,7 +169,7 @@ def bootstrap_image(flavour: Flavour, dockerfile: str, tag: str, client: Any, ca
             env["TMPDIR"] = str(chroot_parent)
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
         (cache / "logs").mkdir(exist_ok=True)
-        log_path = cache / "logs" / f"{tag.replace('/', '_').replace(':', '_')}.mmdebstrap.log"
+        log_path = cache / "logs" / f"{safe_name(tag)}.mmdebstrap.log"
         log_path.write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0:
             output = proc.stderr or proc.stdout
@@ -171,7 +177,7 @@ def bootstrap_image(flavour: Flavour, dockerfile: str, tag: str, client: Any, ca
             what = (failed[-1].removeprefix("kmatrix: ") + f" while bootstrapping {tag}"
                     if failed else f"mmdebstrap failed for image flavour {flavour.name!r} "
                     f"(suite {flavour.suite}, exit {proc.returncode})")
-            raise ImageBuildError(f"{what}; last lines:\n{_tail(output)}",
+            raise ImageBuildError(f"{what}; last lines:\n{tail(output)}",
                                   hint=f"full log: {log_path}")
         repo, _, version = tag.partition(":")
         client.api.import_image_from_file(

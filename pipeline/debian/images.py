@@ -30,13 +30,14 @@ import yaml
 
 from pipeline.debian.archive import snapshot_mirror
 from pipeline.debian.bootstrap import bootstrap_image, mmdebstrap_command  # noqa: F401 (API)
+from pipeline.debian.bootstrap import safe_name as _safe
+from pipeline.debian.bootstrap import tail as _tail
 from pipeline.debian.lock import LockedKernel
 from pipeline.errors import EnvironmentProblem, ImageBuildError, InputError
 from pipeline.paths import cache_dir, template_cache
 
 IMAGE_FORMAT_VERSION = "1"  # bump to force every image to rebuild
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
-LOG_TAIL_LINES = 30
 NAMESPACE_VAR = "KMATRIX_IMAGE_NAMESPACE"
 DEFAULT_BUILD_MINUTES = 3
 # libyaml's safe loader when PyYAML has it: the same data in a tenth of the time
@@ -262,10 +263,6 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
 class ImageBuilder:
     """Ensures flavour images exist in the local Docker engine, building only what changed."""
 
@@ -391,7 +388,3 @@ class ImageBuilder:
         if not image_id:
             raise ImageBuildError(f"docker build of {tag} produced no image")
         return image_id
-
-
-def _safe(tag: str) -> str:
-    return tag.replace("/", "_").replace(":", "_")
