@@ -45,13 +45,14 @@ def test_equal_costs_keep_the_matrix_order_among_equal_chains() -> None:
 
 
 def test_the_job_behind_a_missing_slow_image_starts_first() -> None:
-    """A fresh machine: the kbuild-rust image (a kernel build) is missing, so the Rust
-    module's build starts first although the matrix lists four kmod builds before it."""
+    """A fresh machine: the kbuild-rust-debian image (a kernel tree prepared for Rust) is
+    missing, so the Rust module's build starts first although the matrix lists four kmod
+    builds before it."""
     jobs = _jobs()
-    assert [j.id for j in jobs].index("kmod-build-rust/7.3-rust") == 4
-    slow = {"kbuild-rust": 16.0, "kbuild-clang": 8.0}
+    assert [j.id for j in jobs].index("kmod-build-rust/7.3") == 4
+    slow = {"kbuild-rust-debian": 16.0, "kbuild-clang": 8.0}
     ordered = critical_path_first(jobs, lambda j: 1.0 + slow.get(j.spec.image, 0.0))
-    assert [j.id for j in ordered[:2]] == ["kmod-build-rust/7.3-rust", "kmod-build/6.12/clang"]
+    assert [j.id for j in ordered[:2]] == ["kmod-build-rust/7.3", "kmod-build/6.12/clang"]
     position = {j.id: i for i, j in enumerate(ordered)}
     for job in jobs:  # still a valid start order: every need before the job needing it
         assert all(position[n] < position[job.id] for n in job.needs)
