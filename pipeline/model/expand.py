@@ -174,7 +174,8 @@ def expand(matrix: Matrix) -> list[Job]:
     jobs = [_job(matrix, job_id, cell, job_needs, memo)
             for job_id, cell, job_needs in zip(ids, chosen, needs, strict=True)]
     try:
-        topological_order(jobs)  # raises on cycles
+        if _names_may_cycle(jobs):
+            topological_order(jobs)  # raises on cycles, naming the cells
     except InputError as exc:
         raise InputError(diagnostics=exc.diagnostics + matrix.warnings) from None
     return jobs
@@ -361,6 +362,34 @@ def _need_mark(job: Job, target: Job) -> Mark | None:
         if need in (target.id, target.name):
             return mark
     return job.spec.mark
+
+
+def _names_may_cycle(jobs: list[Job]) -> bool:
+    """Whether the needs between job names have a cycle: a cycle of cells is one of their
+    names too, so when the names have none (the usual case) the cells need no check."""
+    name_of = {j.id: j.spec.name for j in jobs}
+    edges: dict[str, set[str]] = {}
+    for job in jobs:
+        if job.needs:
+            edges.setdefault(job.spec.name, set()).update(
+                name_of[n] for n in job.needs if n in name_of)
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in edges:
+        if root in state:
+            continue
+        state[root], trail, stack = 1, [root], [iter(edges[root])]
+        while stack:
+            name = next(stack[-1], None)
+            if name is None:
+                stack.pop()
+                state[trail.pop()] = 2
+            elif state.get(name) == 1:
+                return True
+            elif name not in state:
+                state[name] = 1
+                trail.append(name)
+                stack.append(iter(edges.get(name, ())))
+    return False
 
 
 def topological_order(jobs: list[Job]) -> list[Job]:
