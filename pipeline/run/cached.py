@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.fsutil import atomic_write_text
 from pipeline.model.expand import Job
 from pipeline.results.status import CACHED, PASSED, JobResult
 from pipeline.run.frame import job_dir
@@ -62,11 +61,11 @@ def from_cache(ctx: RunContext, job: Job, key: str) -> JobResult | None:
         meta = {"job": job.id, "status": PASSED}
     meta["cache"] = {"hit": True, "key": key, "run": info.get("run"),
                      "stored": entry.body.get("created"), "seconds": info.get("seconds")}
-    try:
-        atomic_write_text(log, f"== cached: {origin}; no container or VM was started\n"
-                          + (log.read_text(errors="replace") if log.is_file() else ""))
+    try:  # plain writes: these are the run's own copies, and a failed one makes the job run
+        log.write_text(f"== cached: {origin}; no container or VM was started\n"
+                       + (log.read_text(errors="replace") if log.is_file() else ""))
         _relocate_reproducer(directory / "reproduce.sh", info, _paths(ctx))
-        atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
+        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     except OSError as exc:
         ctx.warn(f"{job.id}: cannot restore its cached result ({exc.strerror or exc}); "
                  "it runs")
@@ -103,7 +102,8 @@ def _relocate_reproducer(script: Path, info: dict[str, Any], now: dict[str, str]
                             f"\nPROJECT={shlex.quote(now['root'])}\n")
     if text == original and script.stat().st_mode & 0o7777 == 0o755:
         return  # the same checkout and run paths: nothing to rewrite
-    atomic_write_text(script, text, mode=0o755)
+    script.write_text(text)
+    script.chmod(0o755)
 
 
 def store_result(ctx: RunContext, job: Job, key: str | None, result: JobResult) -> None:

@@ -6,9 +6,15 @@
 An entry is written to tmp/ and renamed into place (the first writer of a key wins; readers
 never see partial entries) and removed by renaming it to trash/ first. Reading checks the
 manifest checksum, each file's size and, while copying, its sha256: a corrupt entry is a
-warning, is discarded and the job runs. Size is bounded ($KMATRIX_RESULT_CACHE_MB, default
-2048; 0 disables the cache): after a store, least recently used entries (manifest mtime,
-touched on every hit) are removed until the total is under the bound.
+warning, is discarded and the job runs. A file whose content was hashed on an earlier
+restore is not hashed again while its inode, size, mtime and ctime are unchanged (recorded
+in the entry's verified.json; any write or chmod moves the ctime, which no program can set
+back): it is only copied, and checked to be unchanged before and after the copy. A file
+changed less than RACY_NS before it was hashed is not recorded (the clock the kernel
+stamps files with is coarse), so it is hashed again next time. Size is bounded
+($KMATRIX_RESULT_CACHE_MB, default 2048; 0 disables the cache): after a store, least
+recently used entries (manifest mtime, touched on every hit) are removed until the total
+is under the bound.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from pipeline.plan.keys import CACHE_FORMAT, sha256_json
 DEFAULT_LIMIT_MB = 2048
 LOW_WATER = 0.9  # pruning goes down to this fraction of the bound
 STALE_TMP_SECONDS = 3600
+VERIFIED = "verified.json"  # {relative path: stamp} of files hashed on an earlier restore
+RACY_NS = 2_000_000_000
 Warn = Callable[[str], None]
 
 
@@ -99,6 +107,25 @@ def _copy_hashing(src: Path, dest: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+def _stamp(st: os.stat_result) -> list[int]:
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _copy_trusted(src: Path, dest: Path, stamp: list[int]) -> bool:
+    """Copy `src` (in the kernel: sendfile) if its stamp is `stamp` before and after; False
+    (dest half written) if it is not."""
+    with open(src, "rb") as reader, open(dest, "wb") as writer:
+        if _stamp(os.fstat(reader.fileno())) != stamp:
+            return False
+        offset, size = 0, stamp[1]
+        while offset < size:
+            sent = os.sendfile(writer.fileno(), reader.fileno(), offset, size - offset)
+            if sent == 0:
+                return False
+            offset += sent
+        return _stamp(os.fstat(reader.fileno())) == stamp
+
+
 class ResultCache:
     """Passed job results by key, shared by every run and worker of one machine."""
 
@@ -159,14 +186,22 @@ class ResultCache:
         return entry
 
     def restore(self, entry: Entry, dest: Path) -> bool:
-        """Copy an entry's files into `dest`, checking each sha256. False if one differs or
-        is gone: the entry is then reported and discarded (silently if it was pruned)."""
+        """Copy an entry's files into `dest`, checking each sha256 (or, for a file hashed
+        before, that it is unchanged since). False if one differs or is gone: the entry is
+        then reported and discarded (silently if it was pruned)."""
+        verified = self._verified(entry)
+        hashed: dict[str, list[int]] = {}
         try:
             for rel, size, sha, mode in entry.body["files"]:
-                target = dest / rel
+                source, target = entry.path / "files" / rel, dest / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
-                if _copy_hashing(entry.path / "files" / rel, target) != (size, sha):
-                    raise CorruptEntry(f"{rel}: content differs from the manifest")
+                stamp = verified.get(rel)
+                if stamp is None or not _copy_trusted(source, target, stamp):
+                    before = _stamp(os.stat(source))
+                    if _copy_hashing(source, target) != (size, sha):
+                        raise CorruptEntry(f"{rel}: content differs from the manifest")
+                    if time.time_ns() - before[3] > RACY_NS:
+                        hashed[rel] = before
                 os.chmod(target, mode)
         except (OSError, CorruptEntry) as exc:
             if self._same(entry):  # else it was pruned or replaced while we read it
@@ -175,7 +210,28 @@ class ResultCache:
                           "ignored")
                 self.discard(entry.key)
             return False
+        if hashed:
+            self._record_verified(entry, {**verified, **hashed})
         return True
+
+    @staticmethod
+    def _verified(entry: Entry) -> dict[str, list[int]]:
+        try:
+            found = json.loads((entry.path / VERIFIED).read_text())
+        except (OSError, ValueError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
+    @staticmethod
+    def _record_verified(entry: Entry, stamps: dict[str, list[int]]) -> None:
+        """Best effort: a failure only means hashing again next time."""
+        tmp = entry.path / f".{VERIFIED}.{os.getpid()}.{secrets.token_hex(4)}"
+        try:
+            tmp.write_text(json.dumps(stamps))
+            os.replace(tmp, entry.path / VERIFIED)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
     def _same(self, entry: Entry) -> bool:
         try:

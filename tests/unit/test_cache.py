@@ -232,6 +232,49 @@ def test_corrupt_entry_is_reported_ignored_and_replaced(tmp_path: Path, damage: 
     assert entry is not None and cache.restore(entry, tmp_path / "again")
 
 
+def test_a_file_hashed_once_is_copied_unhashed_while_unchanged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.run import store
+
+    cache, warnings = cache_at(tmp_path)
+    cache.store(KEY, job_files(tmp_path / "job"), CACHED_FILES, {"job": "j"})
+    entry = cache.lookup(KEY)
+    assert entry is not None and cache.restore(entry, tmp_path / "first")
+    # just written: its ctime is within RACY_NS of now, so nothing is trusted yet
+    assert not (entry.path / store.VERIFIED).exists()
+    monkeypatch.setattr(store, "RACY_NS", -10**9)  # as if the files were older
+    assert cache.restore(entry, tmp_path / "second")
+    stamps = json.loads((entry.path / store.VERIFIED).read_text())
+    assert set(stamps) == {rel for rel, *_ in entry.body["files"]}
+
+    def no_hashing(*_args: object) -> tuple[int, str]:
+        raise AssertionError("hashed a file whose stamp is unchanged")
+
+    monkeypatch.setattr(store, "_copy_hashing", no_hashing)
+    assert cache.restore(entry, tmp_path / "third")
+    for rel in stamps:
+        assert (tmp_path / "third" / rel).read_bytes() == (entry.path / "files" / rel
+                                                           ).read_bytes()
+    assert warnings == []
+
+
+def test_a_file_changed_after_its_hash_is_found_even_with_its_mtime_put_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.run import store
+
+    monkeypatch.setattr(store, "RACY_NS", -10**9)
+    cache, warnings = cache_at(tmp_path)
+    cache.store(KEY, job_files(tmp_path / "job"), CACHED_FILES, {"job": "j"})
+    entry = cache.lookup(KEY)
+    assert entry is not None and cache.restore(entry, tmp_path / "first")
+    ko = entry.path / "files" / "artifacts" / "vexfs.ko"
+    before = ko.stat()
+    ko.write_bytes(b"MODULE")  # same size, other bytes, and the old times put back
+    os.utime(ko, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert not cache.restore(entry, tmp_path / "second")  # ctime moved: hashed, found
+    assert len(warnings) == 1 and "content differs" in warnings[0]
+
+
 def test_store_replaces_a_corrupt_entry_in_place(tmp_path: Path) -> None:
     cache, _ = cache_at(tmp_path)
     source = job_files(tmp_path / "job")
