@@ -128,7 +128,7 @@ class BenchCompare(buildstep.BuildStep):
         head = (f"baseline: build {found.number} ({found.revision}), {found.path}"
                 if found else "no baseline: no earlier successful build of this builder "
                               f"with a {BENCH_FILE}")
-        lines = [head, f"threshold: {self.threshold:g} % and the baseline's spread"]
+        lines = [head, f"threshold: {self.threshold:g} % and the larger spread of the two builds"]
         lines += [verdict_line(m, v) for m, v in zip(metrics, verdicts, strict=True)]
         lines += [v.message for v in verdicts if v.verdict == REGRESSED]
         missing = data["comparison"]["missing"]

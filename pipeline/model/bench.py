@@ -2,7 +2,7 @@
 with the job's previous passing run (docs/BENCH-JOBS.md).
 
     bench: {threshold: 25%}   # a metric regressed when it got worse by more than this
-                              # percentage AND by more than the previous run's spread
+                              # percentage AND by more than the two runs' larger spread
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ BENCH = {
                       "default": "25%",
                       "description": "a percentage with its sign, such as 25% (a bare "
                                      "number is an error): a metric regressed when it got "
-                                     "worse by more than this and by more than the previous "
-                                     "run's spread"},
+                                     "worse by more than this and by more than the larger "
+                                     "spread of the two runs"},
     },
     "additionalProperties": False,
 }

@@ -6,7 +6,8 @@ A bench line (docs/BENCH-JOBS.md), anywhere in a job's output, indented or not:
     # bench: <metric>=<value> unit=<unit> [better=lower|higher] [reps=<R>] [spread=<value>]
 
 A metric regressed when its change in the worse direction exceeds both the threshold (a
-percentage of the baseline value) and the baseline's spread.
+percentage of the baseline value) and the spread, the larger of the baseline's and the new
+run's (a change smaller than how much either run varied over its repetitions is noise).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from typing import Any
 
 BENCH_LINE = re.compile(r"^\s*#\s*bench:(?P<body>.*)$")
 NAME = re.compile(r"^[a-z0-9_]+$")
+# A VM's serial console: a printk can land right after a line the command printed, before
+# its line end ("... spread=1.313[    1.889020] tsc: Refined TSC ..."); it is not the line's.
+GLUED_PRINTK = re.compile(r"\[\s*\d+\.\d{6}\] .*$")
 NUMBER = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
 FORMAT = ("`# bench: <metric>=<value> unit=<unit> [better=lower|higher] [reps=<R>] "
           "[spread=<value>]`")
@@ -70,7 +74,7 @@ def parse_bench(text: str, source: str = "log.txt") -> BenchOutput:
             continue
         line = raw.strip()
         try:
-            metric = _metric(found.group("body"), number)
+            metric = _metric(GLUED_PRINTK.sub("", found.group("body")), number)
         except ValueError as exc:
             out.problems.append(BenchProblem(number, line, (
                 f"{source}:{number}: bad bench line {line[:200]!r}: {exc}; expected "
@@ -155,15 +159,20 @@ def num(value: float) -> str:
     return text if any(c in text for c in ".eni") else f"{text}.0"
 
 
+def noise(metric: Metric, baseline: Metric) -> float:
+    """The spread a change must exceed: the larger of both runs' spreads."""
+    return max(baseline.spread or 0.0, metric.spread or 0.0)
+
+
 def regression_message(metric: Metric, baseline: Metric, threshold: float) -> str:
-    """`search_p50_us regressed: 123.0 us -> 180.5 us (+46.7 %, threshold 25 % and previous
-    spread 8.1 us)`."""
+    """`search_p50_us regressed: 123.0 us -> 180.5 us (+46.7 %, threshold 25 % and spread
+    8.1 us)`."""
     unit = metric.unit
     change = (f"{(metric.value - baseline.value) / abs(baseline.value) * 100:+.1f} %"
               if baseline.value else "from zero")
     return (f"{metric.name} regressed: {num(baseline.value)} {unit} -> {num(metric.value)} "
-            f"{unit} ({change}, threshold {threshold:g} % and previous spread "
-            f"{num(baseline.spread or 0.0)} {unit})")
+            f"{unit} ({change}, threshold {threshold:g} % and spread "
+            f"{num(noise(metric, baseline))} {unit})")
 
 
 def judge(metric: Metric, baseline: Metric | None, threshold: float) -> Verdict:
@@ -177,8 +186,7 @@ def judge(metric: Metric, baseline: Metric | None, threshold: float) -> Verdict:
     ratio = new / old if old else None
     change = (new - old) / abs(old) * 100 if old else None
     worse = (new - old) if metric.better == "lower" else (old - new)
-    noise = baseline.spread or 0.0
-    beyond = abs(worse) > noise and (change is None or abs(change) > threshold)
+    beyond = abs(worse) > noise(metric, baseline) and (change is None or abs(change) > threshold)
     verdict = (REGRESSED if worse > 0 else IMPROVED) if beyond else OK
     return Verdict(metric.name, verdict, old, baseline.spread, ratio, change,
                    regression_message(metric, baseline, threshold)

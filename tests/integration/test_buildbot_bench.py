@@ -124,7 +124,7 @@ def test_a_bench_regression_fails_the_build_with_the_metric_and_both_values(
 
     third = _push(master, 200)
     message = ("op_us regressed: 105.0 us -> 200.0 us (+90.5 %, threshold 25 % and "
-               "previous spread 1.0 us)")
+               "spread 1.0 us)")
     assert third["build"]["results"] == FAILURE, third["build"]
     assert message in third["build"]["state_string"]  # the build's summary: statuses, UI
     assert third["step"]["results"] == FAILURE and message in third["step"]["state_string"]
