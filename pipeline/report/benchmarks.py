@@ -15,6 +15,7 @@ written, so summary.json, the merged junit.xml, index.html and the exit code agr
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ def _rows(run: Path) -> dict[str, dict[str, Any]]:
         if isinstance(rows, list) else {}
 
 
-def find_baseline(runs: list[Path], job_id: str, any_status: bool = False
+def find_baseline(runs: Iterable[Path], job_id: str, any_status: bool = False
                   ) -> tuple[str, list[Metric]] | None:
     """(run id, metrics) of the job's bench.json in the first of `runs` where the job
     passed or was cached (with `any_status`: where it left a bench.json at all)."""
@@ -72,13 +73,13 @@ def compare_benches(reports: Path, run_dir: Path, matrix_path: Path, jobs: list[
     """Judge every bench job of the run against its baseline: bench.json gets the
     comparison; a regression fails the job (in `results`, its junit.xml and metadata.json).
     ReportError when a file cannot be written."""
-    from pipeline.report.regressions import earlier_runs
+    from pipeline.report.regressions import EarlierRuns
 
     benched = {j.id: spec.threshold for j in jobs if j.id in results
                and (spec := getattr(getattr(j, "spec", None), "bench", None)) is not None}
     if not benched:
         return
-    runs = [baseline] if baseline else earlier_runs(reports, run_dir, matrix_path)
+    runs = [baseline] if baseline else EarlierRuns(reports, run_dir, matrix_path)
     for job_id, threshold in benched.items():
         result = results[job_id]
         folder = run_dir / (result.directory or job_id)

@@ -12,6 +12,7 @@ does not report the other kernels' tests as removed.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,37 +240,51 @@ def _same_path(a: str | Path, b: str | Path) -> bool:
         return False
 
 
-def earlier_runs(reports_dir: Path, run_dir: Path, matrix_path: Path | str) -> list[Path]:
-    """The runs before run_dir of the same matrix (by summary.json), newest first.
+class EarlierRuns:
+    """The runs before run_dir of the same matrix (by summary.json), newest first by run id
+    (ids are start times: 20261127-154601-3fa2); each summary.json is read only when a walk
+    gets that far, so finding the latest run costs the same with 3 runs as with 3,000.
 
-    Runs without a readable summary.json (still running, crashed) and symlinks such as
-    reports/latest are skipped. "Before" is by the summaries' `started` times when both
-    have one, else by run id (ids sort by time: 20261127-154601-3fa2).
+    Runs without a readable summary.json (still running, crashed), other matrices' runs and
+    symlinks such as reports/latest are skipped. Iterate it as often as needed.
     """
-    if not reports_dir.is_dir():
-        return []
-    mine = _read_summary(run_dir) or {}
-    my_key = (str(mine.get("started", "")), run_dir.name)
-    candidates: list[tuple[tuple[str, str], Path]] = []
-    for entry in reports_dir.iterdir():
-        if entry.is_symlink() or not entry.is_dir() or entry.name.startswith("."):
-            continue
-        if _same_path(entry, run_dir):
-            continue
-        summary = _read_summary(entry)
-        if summary is None or not _same_path(summary.get("matrix", ""), matrix_path):
-            continue
-        key = (str(summary.get("started", "")), entry.name)
-        earlier = key < my_key if (key[0] and my_key[0]) else entry.name < run_dir.name
-        if earlier:
-            candidates.append((key, entry))
-    return [path for _, path in sorted(candidates, reverse=True)]
+
+    def __init__(self, reports_dir: Path, run_dir: Path, matrix_path: Path | str) -> None:
+        self._matrix = matrix_path
+        self._found: list[Path] = []
+        names: list[str] = []
+        if reports_dir.is_dir():
+            names = sorted((e.name for e in os.scandir(reports_dir)
+                            if e.name < run_dir.name and not e.name.startswith(".")
+                            and e.is_dir(follow_symlinks=False)), reverse=True)
+        self._pending = (reports_dir / name for name in names)
+
+    def _more(self) -> bool:
+        for entry in self._pending:
+            summary = _read_summary(entry)
+            if summary is not None and _same_path(summary.get("matrix", ""), self._matrix):
+                self._found.append(entry)
+                return True
+        return False
+
+    def __iter__(self) -> Iterator[Path]:
+        index = 0
+        while index < len(self._found) or self._more():
+            yield self._found[index]
+            index += 1
+
+    def __bool__(self) -> bool:
+        return bool(self._found) or self._more()
+
+
+def earlier_runs(reports_dir: Path, run_dir: Path, matrix_path: Path | str) -> list[Path]:
+    """Every run of EarlierRuns, newest first."""
+    return list(EarlierRuns(reports_dir, run_dir, matrix_path))
 
 
 def find_baseline(reports_dir: Path, run_dir: Path, matrix_path: Path | str) -> Path | None:
     """The newest run before run_dir of the same matrix, or None (earlier_runs)."""
-    runs = earlier_runs(reports_dir, run_dir, matrix_path)
-    return runs[0] if runs else None
+    return next(iter(EarlierRuns(reports_dir, run_dir, matrix_path)), None)
 
 
 def ran(statuses: dict[tuple[str, str], TestStatus]) -> dict[tuple[str, str], TestStatus]:
@@ -284,15 +299,15 @@ def per_job_baseline(current: dict[tuple[str, str], TestStatus], runs: list[Path
     wanted = {job for job, _ in current}
     before: dict[tuple[str, str], TestStatus] = {}
     used: list[str] = []
-    for run in runs:
-        if not wanted:
-            break
+    for run in runs if wanted else ():
         statuses = ran(load_run(run))
         take = {job for job, _ in statuses} & wanted
         if take:
             before.update({k: v for k, v in statuses.items() if k[0] in take})
             used.append(run.name)
             wanted -= take
+        if not wanted:
+            break  # before asking `runs` for another (EarlierRuns reads it then)
     return before, used
 
 
@@ -300,11 +315,11 @@ def regressions_for(reports_dir: Path, run_dir: Path, matrix_path: Path | str
                     ) -> Regressions | None:
     """The run's changes against, per job, the newest earlier run that ran that job; None
     when there is no earlier run. Jobs that did not run now are left out."""
-    runs = earlier_runs(reports_dir, run_dir, matrix_path)
+    runs = EarlierRuns(reports_dir, run_dir, matrix_path)
     if not runs:
         return None
     current = ran(load_run(run_dir))
     before, used = per_job_baseline(current, runs)
     label = used[0] if len(used) == 1 else (
-        f"{used[0]} (+{len(used) - 1} earlier for other jobs)" if used else runs[0].name)
+        f"{used[0]} (+{len(used) - 1} earlier for other jobs)" if used else next(iter(runs)).name)
     return compare(current, before, baseline_run=label)

@@ -164,6 +164,26 @@ def test_find_baseline_picks_the_newest_earlier_run_of_the_same_matrix(tmp_path:
     assert find_baseline(reports, current, MATRIX) == wanted
 
 
+def test_the_baseline_is_found_without_reading_every_earlier_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """reports/ keeps every run: finding the previous one reads its summary, not all 40."""
+    from pipeline.report import regressions
+
+    reports = tmp_path / "reports"
+    for day in range(1, 41):
+        last = _run(reports, f"202611{day // 24 + 1:02d}-{day % 24:02d}0000-{day:04d}",
+                    f"2026-11-{day // 24 + 1:02d}T{day % 24:02d}:00:00+00:00")
+    current = _run(reports, "20261203-090000-9999", "2026-12-03T09:00:00+00:00")
+    read: list[str] = []
+    real = regressions._read_summary
+    monkeypatch.setattr(regressions, "_read_summary",
+                        lambda run: read.append(run.name) or real(run))
+    assert find_baseline(reports, current, MATRIX) == last
+    result = regressions_for(reports, current, MATRIX)
+    assert result is not None and result.baseline_run == last.name
+    assert set(read) == {last.name}
+
+
 def test_find_baseline_none_without_earlier_runs(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     current = _run(reports, "20261127-090000-0005", "2026-11-27T09:00:00+00:00")
