@@ -8,7 +8,8 @@ with an empty pip cache; then `pipeline run` on the shipped defaults) with
 
     KMATRIX_IMAGE_NAMESPACE=kmatrix-fresh-<pid>   every image is built again under that name
                                                   (rootfs bootstraps, toolchain images, the
-                                                  kbuild-rust kernel), beside the user's ones
+                                                  kernel trees prepared for clang and Rust),
+                                                  beside the user's ones
     KMATRIX_CACHE_DIR, XDG_CACHE_HOME, PIP_CACHE_DIR   empty directories: apt archives,
                                                   kernel packages, cargo registry and
                                                   targets, results, pip's downloads
