@@ -1,7 +1,7 @@
 """Bench jobs across runs: each bench job's metrics against its baseline, at report time.
 
 The baseline of a bench job is its bench.json in the newest earlier run of the same matrix
-(regressions.earlier_runs) in which the job passed or was cached, or in the run
+(regressions.EarlierRuns) in which the job passed or was cached, or in the run
 `--baseline` names (whatever the job's status there: comparing with a run accepts its
 numbers). A failed run is never a baseline, so a regression keeps failing, also when the
 next run restores the job from the result cache, until the numbers are back or accepted.

@@ -277,13 +277,8 @@ class EarlierRuns:
         return bool(self._found) or self._more()
 
 
-def earlier_runs(reports_dir: Path, run_dir: Path, matrix_path: Path | str) -> list[Path]:
-    """Every run of EarlierRuns, newest first."""
-    return list(EarlierRuns(reports_dir, run_dir, matrix_path))
-
-
 def find_baseline(reports_dir: Path, run_dir: Path, matrix_path: Path | str) -> Path | None:
-    """The newest run before run_dir of the same matrix, or None (earlier_runs)."""
+    """The newest run before run_dir of the same matrix, or None (EarlierRuns)."""
     return next(iter(EarlierRuns(reports_dir, run_dir, matrix_path)), None)
 
 

@@ -46,6 +46,7 @@ from typing import BinaryIO
 
 from pipeline.errors import PipelineError
 from pipeline.fsutil import file_sha256
+from pipeline.results.bench import GLUED_PRINTK
 from pipeline.run.console import (
     EXCERPT_AFTER,
     EXIT_MARKER,
@@ -224,13 +225,12 @@ CANCEL_POLL = 0.25  # s between checks of the cancel event
 # buffer, so a kernel message can land between a marker and its own line end ("KMATRIX-
 # START[    2.144290] tsc: Refined TSC ...", then an empty line): seen once the boot got
 # faster than the TSC's refined calibration (~1 s after the clocksource initcall).
-_GLUED_KERNEL = re.compile(r"\[\s*\d+\.\d{6}\] ")
 _MARKER_LINE = re.compile(re.escape(START_MARKER) + "|" + re.escape(EXIT_MARKER) + r"-?\d+")
 
 
 def _unglue(text: str) -> list[str]:
     """A marker and a kernel message glued after it, as the two lines they are."""
-    m = _GLUED_KERNEL.search(text)
+    m = GLUED_PRINTK.search(text)
     if m and m.start() > 0 and _MARKER_LINE.fullmatch(text[: m.start()].strip()):
         return [text[: m.start()], text[m.start():]]
     return [text]
